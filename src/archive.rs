@@ -1,0 +1,505 @@
+//! The snapshot archive: install files → tar.gz while hashing every file and
+//! the archive in the same pass, and tar.gz → checked entries.
+//!
+//! Invariants: every entry written is recorded (path, type, size, SHA-256,
+//! mode, owner, mtime) in archive order; reading checks each entry against
+//! that record in the same order, so an entry that is not in the manifest,
+//! out of place, of a forbidden kind (hard link, device, fifo), with a path
+//! that could leave the install (`..`, absolute, through a symlink or a
+//! file), or with other bytes is an integrity failure. Reading never writes:
+//! callers decide what to do with each checked entry.
+
+use std::collections::HashSet;
+use std::fs::{self, File, Metadata};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::manifest::{Entry, EntryType, Manifest, hex};
+use crate::progress::Progress;
+
+/// Size of reads from source files and from the archive.
+pub const CHUNK: usize = 1 << 20;
+
+/// A file system object to put in the archive.
+#[derive(Debug)]
+pub struct Source {
+    /// Install-relative, `/`-separated path, the name in the archive.
+    pub rel: String,
+    /// Where it is now.
+    pub abs: PathBuf,
+    /// Its metadata, read without following symlinks.
+    pub meta: Metadata,
+}
+
+/// Size and SHA-256 of a written archive.
+#[derive(Debug, Clone)]
+pub struct Digest256 {
+    /// Bytes written.
+    pub size: u64,
+    /// Lower-case hex SHA-256.
+    pub sha256: String,
+}
+
+/// A writer that hashes and counts what passes through it.
+pub struct HashWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W: Write> HashWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        HashWriter { inner, hasher: Sha256::new(), count: 0 }
+    }
+
+    /// The inner writer and the digest of everything written.
+    pub fn finish(self) -> (W, Digest256) {
+        (self.inner, Digest256 { size: self.count, sha256: hex(&self.hasher.finalize()) })
+    }
+}
+
+impl<W: Write> Write for HashWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Reads exactly `len` bytes of a source file in large chunks, hashing them.
+/// A file that ends early is an error: the archive header already promised
+/// `len` bytes.
+struct SourceReader<'a> {
+    file: File,
+    path: &'a Path,
+    left: u64,
+    buf: Vec<u8>,
+    pos: usize,
+    hasher: Sha256,
+    progress: &'a Progress,
+}
+
+impl Read for SourceReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.buf.len() {
+            if self.left == 0 {
+                return Ok(0);
+            }
+            let want = self.left.min(CHUNK as u64) as usize;
+            self.buf.resize(want, 0);
+            self.file.read_exact(&mut self.buf).map_err(|e| {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    io::Error::other(format!("{} shrank while it was being read", self.path.display()))
+                } else {
+                    e
+                }
+            })?;
+            self.hasher.update(&self.buf);
+            self.progress.add(want as u64);
+            self.left -= want as u64;
+            self.pos = 0;
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Appends `sources` to `builder` in order and returns their manifest entries.
+pub fn append_sources<W: Write>(
+    builder: &mut tar::Builder<W>,
+    sources: &[Source],
+    progress: &Progress,
+) -> Result<Vec<Entry>> {
+    let mut entries = Vec::with_capacity(sources.len());
+    for s in sources {
+        entries.push(append_one(builder, s, progress)?);
+    }
+    Ok(entries)
+}
+
+fn append_one<W: Write>(builder: &mut tar::Builder<W>, s: &Source, progress: &Progress) -> Result<Entry> {
+    let meta = &s.meta;
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(meta.mode() & 0o7777);
+    header.set_uid(u64::from(meta.uid()));
+    header.set_gid(u64::from(meta.gid()));
+    header.set_mtime(meta.mtime().max(0) as u64);
+    let mut entry = Entry {
+        path: s.rel.clone(),
+        kind: EntryType::File,
+        size: 0,
+        sha256: None,
+        target: None,
+        mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        mtime: meta.mtime().max(0),
+    };
+    let ft = meta.file_type();
+    let write_err = |e: io::Error| Error::io("cannot write archive entry", &s.abs, e);
+    if ft.is_symlink() {
+        let target = fs::read_link(&s.abs).map_err(|e| Error::io("cannot read link", &s.abs, e))?;
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        builder.append_link(&mut header, &s.rel, &target).map_err(write_err)?;
+        entry.kind = EntryType::Symlink;
+        entry.target = Some(target.to_string_lossy().into_owned());
+    } else if ft.is_dir() {
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_size(0);
+        builder.append_data(&mut header, &s.rel, io::empty()).map_err(write_err)?;
+        entry.kind = EntryType::Dir;
+    } else if ft.is_file() {
+        let file = File::open(&s.abs).map_err(|e| Error::io("cannot open", &s.abs, e))?;
+        let len = meta.len();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(len);
+        let mut reader = SourceReader {
+            file,
+            path: &s.abs,
+            left: len,
+            buf: Vec::new(),
+            pos: 0,
+            hasher: Sha256::new(),
+            progress,
+        };
+        builder.append_data(&mut header, &s.rel, &mut reader).map_err(|e| Error::Failed {
+            message: format!("cannot archive {}: {e}", s.abs.display()),
+            hint: None,
+        })?;
+        let after = reader.file.metadata().map_err(|e| Error::io("cannot read", &s.abs, e))?;
+        if after.len() != len || after.mtime() != meta.mtime() || after.mtime_nsec() != meta.mtime_nsec() {
+            return Err(Error::Failed {
+                message: format!("{} changed while it was being read", s.abs.display()),
+                hint: Some("stop whatever writes to it (for the database: `./bitwarden.sh stop`) and run the command again".into()),
+            });
+        }
+        entry.size = len;
+        entry.sha256 = Some(hex(&reader.hasher.finalize()));
+    } else {
+        return Err(Error::refused(
+            format!(
+                "{} is a special file (socket, fifo or device) that a snapshot cannot hold",
+                s.abs.display()
+            ),
+            "move it out of the data directory, or snapshot without --full",
+        ));
+    }
+    Ok(entry)
+}
+
+/// A reader that hashes and counts the raw archive bytes it passes on.
+struct HashReader<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<R: Read> Read for HashReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// An entry's content as handed to a scan callback: hashed as it is read,
+/// remembering whether the archive (not the caller) failed.
+pub struct Content<'a> {
+    inner: &'a mut dyn Read,
+    hasher: Sha256,
+    count: u64,
+    archive_error: Option<String>,
+    progress: &'a Progress,
+}
+
+impl Read for Content<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.hasher.update(&buf[..n]);
+                self.count += n as u64;
+                self.progress.add(n as u64);
+                Ok(n)
+            }
+            Err(e) => {
+                self.archive_error = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+}
+
+/// What a scan saw beyond the per-entry checks.
+#[derive(Debug)]
+pub struct ScanReport {
+    /// Entries checked.
+    pub entries: usize,
+    /// Digest of the raw archive bytes, when the scan read to the end.
+    pub archive: Option<Digest256>,
+}
+
+/// Reads the archive at `path` entry by entry, checking each against
+/// `manifest` (see the module invariants), and calls `on_entry` for every
+/// checked entry with its content. With `stop_after`, stops after that many
+/// entries (the archive digest is then not computed). Any disagreement is
+/// [`Error::Integrity`]; errors from `on_entry` pass through unchanged.
+pub fn scan(
+    path: &Path,
+    manifest: &Manifest,
+    stop_after: Option<usize>,
+    progress: &Progress,
+    mut on_entry: impl FnMut(&Entry, &mut Content<'_>) -> Result<()>,
+) -> Result<ScanReport> {
+    let id = manifest.id.as_str();
+    let bad = |problem: String| Error::integrity(id, problem);
+    let file = File::open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => bad(format!("{} is missing", path.display())),
+        _ => Error::io("cannot open", path, e),
+    })?;
+    let raw = BufReader::with_capacity(CHUNK, HashReader { inner: file, hasher: Sha256::new(), count: 0 });
+    let mut archive = tar::Archive::new(flate2::bufread::MultiGzDecoder::new(raw));
+    let mut structure = Structure::new(manifest);
+    let want = stop_after.unwrap_or(manifest.entries.len()).min(manifest.entries.len());
+    let mut seen = 0;
+    {
+        let entries = archive.entries().map_err(|e| bad(format!("archive unreadable: {e}")))?;
+        for item in entries {
+            let mut te = item.map_err(|e| bad(format!("archive unreadable after entry {seen}: {e}")))?;
+            let Some(expected) = manifest.entries.get(seen) else {
+                return Err(bad(format!(
+                    "archive has an entry {} that is not in the manifest",
+                    String::from_utf8_lossy(&te.path_bytes())
+                )));
+            };
+            check_header(&te, expected).map_err(&bad)?;
+            structure.admit(expected).map_err(&bad)?;
+            let mut content =
+                Content { inner: &mut te, hasher: Sha256::new(), count: 0, archive_error: None, progress };
+            let result = on_entry(expected, &mut content);
+            if let Some(e) = content.archive_error.take() {
+                return Err(bad(format!("archive unreadable in {}: {e}", expected.path)));
+            }
+            result?;
+            io::copy(&mut content, &mut io::sink())
+                .map_err(|e| bad(format!("archive unreadable in {}: {e}", expected.path)))?;
+            check_content(expected, content.count, &hex(&content.hasher.finalize())).map_err(&bad)?;
+            seen += 1;
+            if seen == want && stop_after.is_some() {
+                return Ok(ScanReport { entries: seen, archive: None });
+            }
+        }
+    }
+    if seen < manifest.entries.len() {
+        return Err(bad(format!(
+            "archive ends after {seen} entries; the manifest lists {} (first missing: {})",
+            manifest.entries.len(),
+            manifest.entries[seen].path
+        )));
+    }
+    // The tar end marker was read; what follows must be zero padding, every
+    // gzip member must end with a good trailer, and nothing may follow.
+    let mut gz = archive.into_inner();
+    let mut tail = vec![0u8; 64 * 1024];
+    loop {
+        let n = gz.read(&mut tail).map_err(|e| bad(format!("archive unreadable at its end: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        if tail[..n].iter().any(|&b| b != 0) {
+            return Err(bad("archive has data after its end".into()));
+        }
+    }
+    let mut raw = gz.into_inner();
+    if !raw.fill_buf().map_err(|e| Error::io("cannot read", path, e))?.is_empty() {
+        return Err(bad("archive has bytes after its last gzip member".into()));
+    }
+    let hr = raw.into_inner();
+    Ok(ScanReport {
+        entries: seen,
+        archive: Some(Digest256 { size: hr.count, sha256: hex(&hr.hasher.finalize()) }),
+    })
+}
+
+/// Checks a tar header against its manifest entry.
+fn check_header<R: Read>(te: &tar::Entry<'_, R>, m: &Entry) -> Result<(), String> {
+    let raw_path = te.path_bytes();
+    let path = std::str::from_utf8(&raw_path)
+        .map_err(|_| "archive has an entry whose name is not UTF-8".to_string())?;
+    check_rel_path(path)?;
+    if path != m.path {
+        return Err(format!(
+            "archive entry {path} is not the manifest's {} (names not in the manifest are refused)",
+            m.path
+        ));
+    }
+    let h = te.header();
+    let kind = match h.entry_type() {
+        tar::EntryType::Regular | tar::EntryType::Continuous => EntryType::File,
+        tar::EntryType::Directory => EntryType::Dir,
+        tar::EntryType::Symlink => EntryType::Symlink,
+        tar::EntryType::Link => return Err(format!("{path} is a hard link; refused")),
+        tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+            return Err(format!("{path} is a device or fifo; refused"));
+        }
+        other => return Err(format!("{path} has unsupported entry type {other:?}; refused")),
+    };
+    if kind != m.kind {
+        return Err(format!("{path} is a {kind:?} in the archive but a {:?} in the manifest", m.kind));
+    }
+    let num = |r: io::Result<u64>, what: &str| r.map_err(|e| format!("{path}: bad {what} in header: {e}"));
+    let size = num(h.size(), "size")?;
+    if size != m.size {
+        return Err(format!("{path} has {size} bytes in the archive, {} in the manifest", m.size));
+    }
+    let mode = num(h.mode().map(u64::from), "mode")? as u32 & 0o7777;
+    let uid = num(h.uid(), "uid")?;
+    let gid = num(h.gid(), "gid")?;
+    let mtime = num(h.mtime(), "mtime")?;
+    if mode != m.mode || uid != u64::from(m.uid) || gid != u64::from(m.gid) || mtime != m.mtime.max(0) as u64
+    {
+        return Err(format!("{path}: mode, owner or mtime in the archive differ from the manifest"));
+    }
+    if kind == EntryType::Symlink {
+        let target =
+            te.link_name_bytes().map(|t| String::from_utf8_lossy(&t).into_owned()).unwrap_or_default();
+        if Some(&target) != m.target.as_ref() {
+            return Err(format!("{path}: link target {target} differs from the manifest"));
+        }
+        check_link_target(path, &target)?;
+    }
+    Ok(())
+}
+
+fn check_content(m: &Entry, count: u64, sha256: &str) -> Result<(), String> {
+    if count != m.size {
+        return Err(format!("{}: {count} bytes read, {} expected", m.path, m.size));
+    }
+    if m.kind == EntryType::File && m.sha256.as_deref() != Some(sha256) {
+        return Err(format!("{}: content does not match its SHA-256 in the manifest", m.path));
+    }
+    Ok(())
+}
+
+/// A path is acceptable only if it is relative and made of plain names.
+pub fn check_rel_path(path: &str) -> Result<(), String> {
+    if path.is_empty() || path.contains('\0') {
+        return Err("archive has an entry with an empty or NUL-holding name".into());
+    }
+    if path.starts_with('/') {
+        return Err(format!("{path} is an absolute path; refused"));
+    }
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(_) => {}
+            _ => return Err(format!("{path} holds `..`, `.` or a root; refused")),
+        }
+    }
+    if path.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+        return Err(format!("{path} is not a plain relative path; refused"));
+    }
+    Ok(())
+}
+
+/// A symlink may point only inside the install: relative, and not climbing
+/// above the install directory.
+pub fn check_link_target(path: &str, target: &str) -> Result<(), String> {
+    if target.is_empty() || target.starts_with('/') {
+        return Err(format!("{path} links to {target}, outside the install; refused"));
+    }
+    let mut depth = path.split('/').count() as i64 - 1;
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return Err(format!("{path} links to {target}, outside the install; refused"));
+        }
+    }
+    Ok(())
+}
+
+/// Tracks the tree the archive builds, so no entry lands inside a file or a
+/// symlink, outside the manifest's parts, or twice.
+struct Structure<'a> {
+    parts: Vec<&'a str>,
+    dirs: HashSet<String>,
+    seen: HashSet<String>,
+}
+
+impl<'a> Structure<'a> {
+    fn new(manifest: &'a Manifest) -> Self {
+        let parts: Vec<&str> = manifest.parts.iter().map(|p| p.path.as_str()).collect();
+        // The ancestors of every part exist in the install, not in the archive.
+        let mut dirs = HashSet::from([String::new()]);
+        for p in &parts {
+            let mut acc = String::new();
+            for name in p.split('/').collect::<Vec<_>>().iter().rev().skip(1).rev() {
+                if !acc.is_empty() {
+                    acc.push('/');
+                }
+                acc.push_str(name);
+                dirs.insert(acc.clone());
+            }
+        }
+        Structure { parts, dirs, seen: HashSet::new() }
+    }
+
+    fn admit(&mut self, e: &Entry) -> Result<(), String> {
+        let path = e.path.as_str();
+        if !self.seen.insert(path.to_string()) {
+            return Err(format!("{path} appears twice in the archive"));
+        }
+        if !self.parts.iter().any(|p| path == *p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
+        {
+            return Err(format!("{path} is outside the snapshot's parts; refused"));
+        }
+        let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
+        if !self.dirs.contains(parent) {
+            return Err(format!(
+                "{path} is not inside a directory of the archive (through a link or a file?); refused"
+            ));
+        }
+        if e.kind == EntryType::Dir {
+            self.dirs.insert(path.to_string());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rel_paths_refuse_escapes() {
+        assert!(check_rel_path("bwdata/mssql/data/vault.mdf").is_ok());
+        for bad in ["/etc/passwd", "bwdata/../../x", "../x", "./bwdata", "bwdata//x", "bwdata/."] {
+            assert!(check_rel_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn link_targets_must_stay_inside() {
+        assert!(check_link_target("bwdata/mssql/backups/latest", "vault_FULL.BAK").is_ok());
+        assert!(check_link_target("bwdata/mssql/backups/l", "../../env/x").is_ok());
+        assert!(check_link_target("bwdata/mssql/backups/l", "../../../bitwarden.sh").is_ok());
+        assert!(check_link_target("bwdata/mssql/backups/l", "../../../../etc").is_err());
+        assert!(check_link_target("bwdata/x", "/etc/passwd").is_err());
+    }
+}

@@ -1,0 +1,208 @@
+//! The command line, as data: clap derive types only, no logic.
+//!
+//! Global flags are declared `global = true` so they are accepted before or
+//! after the command (SPEC "Details that scripts and tests rely on").
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Safe configuration changes, snapshots and rollback for self-hosted Bitwarden.
+///
+/// bwguard archives and checksums the database files and the settings that
+/// belong with them, reads the archive back to prove it, and only then edits
+/// bwdata/config.yml. `rollback` puts a snapshot back, byte for byte.
+#[derive(Debug, Parser)]
+#[command(name = "bwguard", version, propagate_version = true)]
+pub struct Cli {
+    /// Options that apply to every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted by every command, before or after it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// The Bitwarden data directory [default: ./bwdata, else ./.bwdata]
+    #[arg(long, global = true, env = "BWGUARD_BWDATA", value_name = "PATH")]
+    pub bwdata: Option<PathBuf>,
+    /// Where snapshots live [default: bwguard-snapshots/ beside the data directory]
+    #[arg(long, global = true, env = "BWGUARD_STORE", value_name = "PATH")]
+    pub store: Option<PathBuf>,
+    /// Print one JSON document on stdout (errors too)
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only what is essential
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Never show a progress display
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// Answer yes to confirmation questions (needed without a terminal)
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Take a snapshot, verify it, print its id
+    Backup(BackupArgs),
+    /// Check snapshots (default: the newest)
+    ///
+    /// Plain verify checks the archive's SHA-256 against data.tar.gz.sha256
+    /// and the manifest, and SHA256SUMS against the manifest. --deep also
+    /// decompresses the archive and checks every file.
+    Verify(VerifyArgs),
+    /// List the snapshots, newest first
+    List,
+    /// Show the state of the install and of the store
+    Status,
+    /// Snapshot, then set `enable_scim: true` in config.yml
+    EnableScim(EditArgs),
+    /// Snapshot, then set `enable_scim: false` in config.yml
+    DisableScim(EditArgs),
+    /// Snapshot, then set a known top-level key of config.yml
+    Set(SetArgs),
+    /// Show how a snapshot's config.yml differs from the current one
+    Diff(DiffArgs),
+    /// Restore a snapshot (default: the newest)
+    ///
+    /// Checks the snapshot, takes a snapshot of the current state, restores
+    /// into a staging directory, checks every file, then swaps by rename.
+    Rollback(RollbackArgs),
+    /// Build a sample install in a scratch directory and show backup,
+    /// enable-scim, verify and rollback on it
+    Demo(DemoArgs),
+}
+
+/// What a snapshot covers.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct ScopeArgs {
+    /// Also take bwdata/core/attachments/
+    #[arg(long)]
+    pub with_attachments: bool,
+    /// Take all of bwdata/ except logs/
+    #[arg(long, conflicts_with = "with_attachments")]
+    pub full: bool,
+}
+
+/// Arguments of `backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// A note stored in the manifest and shown by `list`
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+    /// What to include.
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+}
+
+/// Arguments of `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Snapshot ids [default: the newest]
+    #[arg(value_name = "ID")]
+    pub ids: Vec<String>,
+    /// Check every snapshot in the store
+    #[arg(long, conflicts_with = "ids")]
+    pub all: bool,
+    /// Also decompress and check every file
+    #[arg(long)]
+    pub deep: bool,
+}
+
+/// Arguments of `enable-scim` and `disable-scim`.
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// Append the key if config.yml lacks it (installs set up before 2022.8)
+    #[arg(long)]
+    pub add_missing: bool,
+    /// Show the edit and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// What the snapshot taken first includes.
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+}
+
+/// Arguments of `set`.
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// A top-level key of config.yml, e.g. enable_scim
+    pub key: String,
+    /// Its new value (booleans: true/false; empty string for an empty value)
+    #[arg(allow_hyphen_values = true)]
+    pub value: String,
+    /// How to edit.
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+/// Arguments of `diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Snapshot id [default: the newest]
+    pub id: Option<String>,
+}
+
+/// Which part of a snapshot to restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Only {
+    /// Just bwdata/config.yml
+    Config,
+    /// Everything but bwdata/config.yml
+    Data,
+}
+
+/// Arguments of `rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Snapshot id [default: the newest]
+    pub id: Option<String>,
+    /// Restore only the config or only the data
+    #[arg(long, value_enum)]
+    pub only: Option<Only>,
+    /// Show what would be restored and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to build the sample install [default: a new temporary directory]
+    #[arg(long, value_name = "D")]
+    pub dir: Option<PathBuf>,
+    /// Size of the sample vault database in MiB
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub size_mb: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_go_before_or_after_the_command() {
+        let before = Cli::try_parse_from(["bwguard", "--json", "--store", "/s", "list"]).unwrap();
+        let after = Cli::try_parse_from(["bwguard", "list", "--json", "--store", "/s"]).unwrap();
+        for cli in [before, after] {
+            assert!(cli.global.json);
+            assert_eq!(cli.global.store, Some(PathBuf::from("/s")));
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! `enable-scim`, `disable-scim` and `set`: snapshot first, then change one
+//! value on one line of config.yml (safety rules 1 and 7).
+
+use std::fs;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::cli::{EditArgs, SetArgs};
+use crate::commands::backup::summary;
+use crate::commands::begin_write;
+use crate::config::{self, Config, Edit};
+use crate::context::Ctx;
+use crate::error::{Error, Result};
+use crate::fsx::{self, Ownership};
+use crate::manifest::hex;
+use crate::scope::Scope;
+use crate::snapshot::{self, Request};
+
+/// Runs `enable-scim` (`on`) or `disable-scim`.
+pub fn run_scim(on: bool, args: &EditArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
+    let reason = if on { "before enable-scim" } else { "before disable-scim" };
+    edit(ctx, "enable_scim", if on { "true" } else { "false" }, args, reason)
+}
+
+/// Runs `set KEY VALUE`.
+pub fn run_set(args: &SetArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
+    edit(ctx, &args.key, &args.value, &args.edit, &format!("before set {}", args.key))
+}
+
+fn edit(ctx: &mut Ctx, key: &str, value: &str, args: &EditArgs, reason: &str) -> Result<serde_json::Value> {
+    let install = ctx.install()?;
+    let path = install.config_path();
+    let config_err = |source| Error::Config { path: path.clone(), source };
+    // Plan before locking so a refused edit costs nothing; planned again
+    // under the lock below against the bytes that the snapshot holds.
+    let original = read_config(&path)?;
+    let planned = config::plan_set(&original, key, value, args.add_missing).map_err(config_err)?;
+    if let Edit::Unchanged { value, .. } = &planned {
+        ctx.out.result(format!("{key} is already {value} in {}: nothing to do", path.display()));
+        return Ok(json!({"key": key, "value": value, "changed": false, "snapshot": null}));
+    }
+    if args.dry_run {
+        if let Edit::Changed { old, new, line, .. } = &planned {
+            ctx.out.result(format!(
+                "would snapshot, then change line {line} of {}: {key}: {} -> {new}",
+                path.display(),
+                old.as_deref().unwrap_or("(absent; appended)")
+            ));
+        }
+        return Ok(json!({"key": key, "changed": false, "dry_run": true}));
+    }
+
+    let (_lock, store) = begin_write(ctx, &install, reason.split(' ').nth(1).unwrap_or("set"))?;
+    let scope = Scope::from_flags(args.scope.with_attachments, args.scope.full);
+    ctx.out.info(format!("Taking a snapshot first ({reason})"));
+    let manifest = snapshot::take(&install, &store, &Request::new(reason, scope), ctx.now)?;
+    ctx.out.info(summary(&manifest));
+
+    // Safety: the edit must apply to exactly the bytes the snapshot holds;
+    // another process (a cron'd update, an admin) may have changed the file.
+    let current = read_config(&path)?;
+    let snap_config = manifest.entries.first().and_then(|e| e.sha256.clone());
+    if snap_config.as_deref() != Some(hex(&Sha256::digest(&current)).as_str()) || current != original {
+        return Err(Error::Failed {
+            message: format!(
+                "{} changed while bwguard was taking the snapshot; nothing was edited",
+                path.display()
+            ),
+            hint: Some(format!(
+                "run the command again (snapshot {} holds the state before the change)",
+                manifest.id
+            )),
+        });
+    }
+    let Edit::Changed { old, new, line, bytes, .. } =
+        config::plan_set(&current, key, value, args.add_missing).map_err(config_err)?
+    else {
+        return Err(Error::Failed { message: "the planned edit vanished".into(), hint: None });
+    };
+    let meta = fs::metadata(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+    fsx::write_atomic(&path, &bytes, Ownership::of(&meta))?;
+    if read_config(&path)? != bytes {
+        return Err(Error::Failed {
+            message: format!("{} does not hold what was written", path.display()),
+            hint: Some(format!("restore it with `bwguard rollback {} --only config`", manifest.id)),
+        });
+    }
+    ctx.out.result(format!(
+        "Set {key}: {} -> {new} (line {line} of {}); snapshot {} holds the previous state",
+        old.as_deref().unwrap_or("(absent)"),
+        path.display(),
+        manifest.id
+    ));
+    let warnings = warnings_for(key, &new, &bytes);
+    for w in &warnings {
+        ctx.out.warn(w);
+    }
+    ctx.out.info("Next, apply it as Bitwarden's procedure says, from the install directory:");
+    for s in NEXT_STEPS {
+        ctx.out.info(format!("  {s}"));
+    }
+    ctx.out.info(format!(
+        "To undo: `bwguard rollback {0} --only config` (config only) or `bwguard rollback {0}` (config and database)",
+        manifest.id
+    ));
+    Ok(json!({
+        "key": key,
+        "old": old,
+        "new": new,
+        "line": line,
+        "changed": true,
+        "snapshot": manifest.id,
+        "next_steps": NEXT_STEPS,
+        "warnings": warnings,
+    }))
+}
+
+fn read_config(path: &std::path::Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|e| Error::io("cannot read", path, e))
+}
+
+/// The commands that apply a config.yml change (Bitwarden's procedure).
+pub const NEXT_STEPS: [&str; 2] = ["./bitwarden.sh rebuild", "./bitwarden.sh update"];
+
+/// Warnings about what the new value will (not) do.
+fn warnings_for(key: &str, new: &str, bytes: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    if key == "enable_scim"
+        && new == "true"
+        && let Ok(c) = Config::parse(bytes)
+    {
+        for flag in ["generate_compose_config", "generate_nginx_config"] {
+            if c.bool_value(flag) == Some(false) {
+                out.push(format!(
+                    "{flag} is false: Setup will not add the scim container or its /scim/ route, \
+                     so SCIM will not be wired until you add them to your own files"
+                ));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,113 @@
+//! `rollback`: check the snapshot, snapshot the current state, stage,
+//! check, swap (safety rule 3). A failure before the swap leaves the
+//! install untouched and removes what this run wrote.
+
+use serde_json::json;
+
+use crate::cli::{Only, RollbackArgs};
+use crate::commands::{begin_write, confirm, human_size};
+use crate::context::Ctx;
+use crate::error::Result;
+use crate::fsx;
+use crate::progress::Progress;
+use crate::restore::{self, Journal, Phase};
+use crate::scope::Scope;
+use crate::snapshot::{self, Request};
+use crate::verify::check_files;
+
+/// Runs `rollback`.
+pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
+    let install = ctx.install()?;
+    let store = crate::store::Store::new(&install.store);
+    let id = store.resolve(args.id.as_deref())?;
+    let manifest = store.open(&id)?;
+    let mut units = restore::select_units(&install, &manifest, args.only)?;
+    let (files, bytes) = restore::units_size(&manifest, &units);
+    let what = match args.only {
+        Some(Only::Config) => "config.yml only".to_string(),
+        Some(Only::Data) => "everything but config.yml".to_string(),
+        None => "config.yml and data".to_string(),
+    };
+    let parts: Vec<String> = units.iter().map(|u| u.rel.clone()).collect();
+    ctx.out.info(format!(
+        "Snapshot {id} ({}, {}): restoring {what}: {files} entries, {}",
+        manifest.created,
+        manifest.reason,
+        human_size(bytes)
+    ));
+    ctx.out.detail(format!("parts: {}", parts.join(", ")));
+    if args.dry_run {
+        ctx.out.result(format!(
+            "dry run: would snapshot the current state of {}, then replace it with snapshot {id}; nothing changed",
+            parts.join(", ")
+        ));
+        return Ok(json!({"id": id, "dry_run": true, "parts": parts, "files": files, "bytes": bytes}));
+    }
+    if !ctx.global.yes && !ctx.interactive {
+        confirm(ctx, &format!("Roll back {} to snapshot {id}?", install.dir.display()))?;
+    }
+
+    let (_lock, store) = begin_write(ctx, &install, "rollback")?;
+    // Check before touching anything.
+    check_files(&store.dir(&id), &manifest, false, &Progress::hidden(manifest.archive.size))?;
+    if !confirm(ctx, &format!("Roll back {} ({what}) to snapshot {id}?", install.dir.display()))? {
+        ctx.out.result("Nothing changed.");
+        return Ok(json!({"id": id, "rolled_back": false}));
+    }
+
+    ctx.out.info("Taking a snapshot of the current state first");
+    let before = snapshot::take(
+        &install,
+        &store,
+        &Request::new(format!("before rollback to {id}"), Scope::Parts(parts.clone())),
+        ctx.now,
+    )?;
+    ctx.out.info(format!("Current state saved as snapshot {}", before.id));
+
+    let mut journal = Journal {
+        id: id.clone(),
+        before: before.id.clone(),
+        install_dir: install.dir.display().to_string(),
+        phase: Phase::Staging,
+        units: units.clone(),
+    };
+    journal.write(&store)?;
+    ctx.out.info("Restoring into staging and checking every file");
+    if let Err(e) = restore::stage(&install, &store, &manifest, &mut units, &Progress::hidden(bytes)) {
+        // Nothing in the install changed; drop what this run added.
+        let _ = Journal::remove(&store);
+        let _ = fsx::remove_any(&store.dir(&before.id));
+        return Err(e);
+    }
+    // From here the rollback only goes forward: the journal lets the next
+    // run finish the swap if this one is killed.
+    journal.units = units.clone();
+    journal.phase = Phase::Swapping;
+    journal.write(&store)?;
+    restore::swap(&install, &units)?;
+    restore::remove_staging(&install, &units)?;
+    Journal::remove(&store)?;
+
+    ctx.out.result(format!(
+        "Rolled back {} to snapshot {id}; the state it replaced is snapshot {}",
+        install.dir.display(),
+        before.id
+    ));
+    let steps: &[&str] = match args.only {
+        Some(Only::Config) => &["./bitwarden.sh rebuild", "./bitwarden.sh start"],
+        _ => &["./bitwarden.sh start"],
+    };
+    ctx.out.info("Next, from the install directory:");
+    for s in steps {
+        ctx.out.info(format!("  {s}"));
+    }
+    Ok(json!({
+        "id": id,
+        "rolled_back": true,
+        "before": before.id,
+        "parts": parts,
+        "files": files,
+        "bytes": bytes,
+        "next_steps": steps,
+    }))
+}

@@ -1,0 +1,91 @@
+//! `status`: the state of the install and of the store. Read-only: no lock.
+
+use std::fs;
+
+use serde_json::json;
+
+use crate::bitwarden;
+use crate::commands::list::age;
+use crate::commands::{human_age, human_size};
+use crate::config::Config;
+use crate::context::Ctx;
+use crate::error::Result;
+use crate::fsx;
+use crate::restore::Journal;
+use crate::store::Store;
+
+/// Runs `status`.
+pub fn run(ctx: &mut Ctx) -> Result<serde_json::Value> {
+    let install = ctx.install()?;
+    let store = Store::new(&install.store);
+    let info = bitwarden::read_info(&install);
+    let config = fs::read(install.config_path())
+        .map_err(|e| e.to_string())
+        .and_then(|b| Config::parse(&b).map_err(|e| e.to_string()));
+    let scim = match &config {
+        Ok(c) if !c.has("enable_scim") => "absent (run `./bitwarden.sh update` first)".to_string(),
+        Ok(c) => match c.bool_value("enable_scim") {
+            Some(true) => "true".into(),
+            Some(false) => "false".into(),
+            None => format!("unreadable value {:?}", c.raw("enable_scim").unwrap_or_default()),
+        },
+        Err(e) => format!("config.yml unreadable: {e}"),
+    };
+    let listed = store.list()?;
+    let newest = listed.iter().find_map(|l| l.manifest.as_ref().ok());
+    let journal = Journal::read(&store).ok().flatten();
+    let incomplete = store.incomplete()?;
+    let free_data = fsx::free_space(&install.data).ok();
+    let free_store = fsx::free_space(if store.root.exists() { &store.root } else { &install.dir }).ok();
+
+    let out = &mut ctx.out;
+    out.result(format!("install      {}", install.dir.display()));
+    out.result(format!("data dir     {}", install.data.display()));
+    out.result(format!(
+        "bitwarden    {} (web {})",
+        info.core_version.as_deref().unwrap_or("unknown"),
+        info.web_version.as_deref().unwrap_or("unknown")
+    ));
+    out.result(format!("enable_scim  {scim}"));
+    out.result(format!("database     {}", info.database));
+    out.result(format!("store        {} ({} snapshots)", store.root.display(), listed.len()));
+    match newest {
+        Some(m) => out.result(format!(
+            "newest       {} ({} ago, {})",
+            m.id,
+            age(m, ctx.now).map(human_age).unwrap_or_else(|| "?".into()),
+            m.reason
+        )),
+        None => out.result("newest       none: take one with `bwguard backup`"),
+    }
+    out.result(format!(
+        "free space   data {}, store {}",
+        free_data.map(human_size).unwrap_or_else(|| "?".into()),
+        free_store.map(human_size).unwrap_or_else(|| "?".into())
+    ));
+    if let Some(j) = &journal {
+        out.warn(format!(
+            "a rollback to {} was interrupted; the next bwguard command that writes will finish it",
+            j.id
+        ));
+    }
+    if !incomplete.is_empty() {
+        out.warn(format!(
+            "incomplete snapshot(s) left by an interrupted run: {} (the next backup removes them)",
+            incomplete.join(", ")
+        ));
+    }
+    Ok(json!({
+        "install_dir": install.dir.display().to_string(),
+        "data_dir": install.data.display().to_string(),
+        "bitwarden": info,
+        "enable_scim": config.as_ref().ok().and_then(|c| c.bool_value("enable_scim")),
+        "database": info.database,
+        "store": store.root.display().to_string(),
+        "snapshots": listed.len(),
+        "newest": newest.map(|m| json!({"id": m.id, "created": m.created, "reason": m.reason, "age_seconds": age(m, ctx.now)})),
+        "free_bytes": {"data": free_data, "store": free_store},
+        "interrupted_rollback": journal.map(|j| j.id),
+        "incomplete_snapshots": incomplete,
+    }))
+}

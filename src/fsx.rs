@@ -1,0 +1,176 @@
+//! Filesystem helpers with path context: atomic writes, directory flushes,
+//! private directories and files, metadata restore.
+//!
+//! Invariant: a file written through [`write_atomic`] is either absent/old or
+//! complete and flushed under its final name; never partial.
+
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, UTIME_OMIT};
+
+use crate::error::{Error, Result};
+
+/// Mode of snapshot directories: the database holds secrets.
+pub const PRIVATE_DIR: u32 = 0o700;
+/// Mode of snapshot files.
+pub const PRIVATE_FILE: u32 = 0o600;
+
+/// Flushes a directory, so renames and creations in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("cannot flush directory", dir, e))
+}
+
+/// Creates `dir` with mode 0700 whatever the umask. Fails if it exists.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::create_dir(dir)?;
+    fs::set_permissions(dir, Permissions::from_mode(PRIVATE_DIR))
+}
+
+/// Creates `dir` and its parents with mode 0700 if missing.
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir)
+        .and_then(|_| fs::set_permissions(dir, Permissions::from_mode(PRIVATE_DIR)))
+        .map_err(|e| Error::io("cannot create directory", dir, e))
+}
+
+/// Creates a new file with mode 0600 whatever the umask; fails if it exists.
+pub fn create_private_file(path: &Path) -> Result<File> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(PRIVATE_FILE)
+        .open(path)
+        .map_err(|e| Error::io("cannot create", path, e))?;
+    f.set_permissions(Permissions::from_mode(PRIVATE_FILE))
+        .map_err(|e| Error::io("cannot set mode of", path, e))?;
+    Ok(f)
+}
+
+/// File mode and owner to give a file written by [`write_atomic`].
+#[derive(Debug, Clone, Copy)]
+pub struct Ownership {
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner, applied when running as root (otherwise the writer owns it).
+    pub uid: u32,
+    /// Group, as for `uid`.
+    pub gid: u32,
+}
+
+impl Ownership {
+    /// The mode and owner of an existing file.
+    pub fn of(meta: &fs::Metadata) -> Self {
+        Ownership { mode: meta.mode() & 0o7777, uid: meta.uid(), gid: meta.gid() }
+    }
+}
+
+/// The temporary name used beside `path` while writing it.
+pub fn temp_name(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.bwguard-tmp"))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary name on the same
+/// filesystem, flushed, given `own`, renamed over `path`, directory flushed.
+/// On failure the temporary file is removed and `path` is untouched.
+pub fn write_atomic(path: &Path, bytes: &[u8], own: Ownership) -> Result<()> {
+    let tmp = temp_name(path);
+    let result = write_then_rename(&tmp, path, bytes, own);
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8], own: Ownership) -> Result<()> {
+    // A leftover from a killed run is ours to replace.
+    let _ = fs::remove_file(tmp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(tmp)
+        .map_err(|e| Error::io("cannot create", tmp, e))?;
+    f.write_all(bytes).map_err(|e| Error::io("cannot write", tmp, e))?;
+    if is_root() {
+        std::os::unix::fs::fchown(&f, Some(own.uid), Some(own.gid))
+            .map_err(|e| Error::io("cannot set owner of", tmp, e))?;
+    }
+    f.set_permissions(Permissions::from_mode(own.mode))
+        .map_err(|e| Error::io("cannot set mode of", tmp, e))?;
+    f.sync_all().map_err(|e| Error::io("cannot flush", tmp, e))?;
+    drop(f);
+    fs::rename(tmp, path).map_err(|e| Error::io("cannot rename into place", path, e))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Whether this process runs as root (and so can restore owners).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Sets the modification time of `path` without following a symlink.
+pub fn set_mtime_nofollow(path: &Path, secs: i64) -> std::io::Result<()> {
+    let times = Timestamps {
+        last_access: Timespec { tv_sec: 0, tv_nsec: UTIME_OMIT },
+        last_modification: Timespec { tv_sec: secs, tv_nsec: 0 },
+    };
+    rustix::fs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(Into::into)
+}
+
+/// Free bytes for an unprivileged writer on the filesystem holding `path`.
+pub fn free_space(path: &Path) -> Result<u64> {
+    let st = rustix::fs::statvfs(path).map_err(|e| Error::io("cannot read free space of", path, e.into()))?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// The device id of the filesystem holding `path` (not following a final symlink).
+pub fn device_of(path: &Path) -> Result<u64> {
+    fs::symlink_metadata(path).map(|m| m.dev()).map_err(|e| Error::io("cannot read", path, e))
+}
+
+/// Removes a file or a whole directory tree; absent is fine.
+pub fn remove_any(path: &Path) -> Result<()> {
+    let r = match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    r.map_err(|e| Error::io("cannot remove", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_and_keeps_mode() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("config.yml");
+        fs::write(&p, b"old").unwrap();
+        fs::set_permissions(&p, Permissions::from_mode(0o640)).unwrap();
+        let own = Ownership::of(&fs::metadata(&p).unwrap());
+        write_atomic(&p, b"new", own).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"new");
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o640);
+        assert!(!temp_name(&p).exists());
+    }
+
+    #[test]
+    fn private_dir_ignores_umask() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("snap");
+        create_private_dir(&d).unwrap();
+        assert_eq!(fs::metadata(&d).unwrap().mode() & 0o777, 0o700);
+        let f = d.join("x");
+        create_private_file(&f).unwrap();
+        assert_eq!(fs::metadata(&f).unwrap().mode() & 0o777, 0o600);
+    }
+}

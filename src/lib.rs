@@ -1,0 +1,101 @@
+//! bwguard: safe configuration changes, snapshots and rollback for a
+//! self-hosted Bitwarden install.
+//!
+//! `run` is the one dispatch; commands live in `commands/`, and return a
+//! JSON document that `--json` prints. Only `main` exits, so every guard
+//! (the store lock above all) is dropped before the process ends.
+
+pub mod archive;
+pub mod bitwarden;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod fsx;
+pub mod lock;
+pub mod manifest;
+pub mod progress;
+pub mod restore;
+pub mod sample;
+pub mod scope;
+pub mod snapshot;
+pub mod store;
+pub mod verify;
+
+use std::io::Write;
+
+use cli::{Cli, Command};
+use context::Ctx;
+use error::{Error, Exit, Result};
+
+/// Runs one command and returns its JSON document.
+pub fn run(cmd: &Command, ctx: &mut Ctx) -> Result<serde_json::Value> {
+    match cmd {
+        Command::Backup(a) => commands::backup::run(a, ctx),
+        Command::Verify(a) => commands::verify::run(a, ctx),
+        Command::List => commands::list::run(ctx),
+        Command::Status => commands::status::run(ctx),
+        Command::EnableScim(a) => commands::edit::run_scim(true, a, ctx),
+        Command::DisableScim(a) => commands::edit::run_scim(false, a, ctx),
+        Command::Set(a) => commands::edit::run_set(a, ctx),
+        Command::Diff(a) => commands::diff::run(a, ctx),
+        Command::Rollback(a) => commands::rollback::run(a, ctx),
+        Command::Demo(a) => commands::demo::run(a, ctx),
+    }
+}
+
+/// Runs a parsed command line in this process and returns the exit status,
+/// having printed the result or the error (as JSON with `--json`).
+pub fn main_with(cli: Cli) -> i32 {
+    let json = cli.global.json;
+    let mut ctx = match Ctx::from_process(cli.global) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            report_error(&Error::io("cannot read", ".", e), json);
+            return Exit::Failed as i32;
+        }
+    };
+    match run(&cli.command, &mut ctx) {
+        Ok(doc) => {
+            ctx.out.json(&doc);
+            Exit::Ok as i32
+        }
+        Err(e) => {
+            report_error(&e, json);
+            e.exit() as i32
+        }
+    }
+}
+
+/// Prints an error on stderr (`error:` and `hint:` lines) and, with
+/// `--json`, as `{"error": {code, kind, message, hint}}` on stdout.
+pub fn report_error(e: &Error, json: bool) {
+    let hint = e.hint();
+    let mut err = std::io::stderr();
+    let _ = writeln!(err, "error: {e}");
+    if let Some(h) = &hint {
+        let _ = writeln!(err, "hint: {h}");
+    }
+    if json {
+        let doc = serde_json::json!({"error": {
+            "code": e.exit() as i32,
+            "kind": e.kind(),
+            "message": e.to_string(),
+            "hint": hint,
+        }});
+        println!("{doc}");
+    }
+}
+
+/// Prints a usage error found by the argument parser as a JSON error.
+pub fn report_usage_json(message: &str) {
+    let first = message.lines().next().unwrap_or(message).trim_start_matches("error: ");
+    let doc = serde_json::json!({"error": {
+        "code": Exit::Usage as i32,
+        "kind": "usage",
+        "message": first,
+        "hint": "run `bwguard --help`",
+    }});
+    println!("{doc}");
+}

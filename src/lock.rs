@@ -1,0 +1,99 @@
+//! The store lock: one writing run at a time (safety rule 6).
+//!
+//! The lock is `std::fs::File::try_lock` (an exclusive `flock`) on
+//! `<store>/lock`. It is released by the kernel when the holder exits, so a
+//! dead holder never blocks. The file's text names the holder (PID, command,
+//! start time) for the refused run to print; it may be stale, the lock never.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, Result};
+use crate::fsx;
+
+/// Name of the lock file inside the store.
+pub const LOCK_FILE: &str = "lock";
+
+/// An exclusive hold on the store; released on drop.
+#[derive(Debug)]
+pub struct StoreLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl StoreLock {
+    /// Takes the lock at once or fails with [`Error::Busy`] naming the holder.
+    pub fn acquire(store: &Path, command: &str, now: DateTime<Utc>) -> Result<StoreLock> {
+        fsx::ensure_private_dir(store)?;
+        let path = store.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(fsx::PRIVATE_FILE)
+            .open(&path)
+            .map_err(|e| Error::io("cannot open lock file", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let holder =
+                    if holder.is_empty() { "a run that is starting".to_string() } else { holder.to_string() };
+                return Err(Error::Busy { path, holder });
+            }
+            Err(TryLockError::Error(e)) => return Err(Error::io("cannot lock", &path, e)),
+        }
+        let text = format!(
+            "pid {} ({}), started {}",
+            std::process::id(),
+            command,
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        file.set_len(0)
+            .and_then(|_| file.rewind())
+            .and_then(|_| file.write_all(text.as_bytes()))
+            .map_err(|e| Error::io("cannot write lock file", &path, e))?;
+        Ok(StoreLock { file, path })
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for StoreLock {
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_holder_is_refused_and_named_then_released() {
+        let t = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let first = StoreLock::acquire(t.path(), "backup", now).unwrap();
+        let e = StoreLock::acquire(t.path(), "rollback", now).unwrap_err();
+        match &e {
+            Error::Busy { holder, .. } => {
+                assert!(holder.contains(&std::process::id().to_string()), "{holder}");
+                assert!(holder.contains("backup"), "{holder}");
+            }
+            other => panic!("expected Busy, got {other:?}"),
+        }
+        drop(first);
+        StoreLock::acquire(t.path(), "rollback", now).unwrap();
+    }
+}

@@ -1,0 +1,22 @@
+//! The bwguard binary: parse, run, report, exit. Only this file exits.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let json = args.iter().any(|a| a == "--json");
+    let cli = match bwguard::cli::Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            if json && e.use_stderr() {
+                bwguard::report_usage_json(&e.to_string());
+            }
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    ExitCode::from(bwguard::main_with(cli) as u8)
+}

@@ -1,0 +1,135 @@
+//! Taking a snapshot (safety rule 1): archive and checksum the scope, flush,
+//! read everything back from disk against the checksums, and only then write
+//! `manifest.json`, the mark of a complete snapshot.
+//!
+//! Invariants: on any failure the snapshot directory is removed; a run
+//! killed midway leaves a directory without a manifest, which is not a
+//! snapshot and is removed by the next writing run.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::archive::{self, HashWriter};
+use crate::bitwarden;
+use crate::context::Install;
+use crate::error::{Error, Result};
+use crate::fsx;
+use crate::manifest::{
+    ARCHIVE, ARCHIVE_SUM, ArchiveInfo, Compression, FORMAT, MANIFEST, Manifest, SUMS, render_archive_sum,
+    render_sums,
+};
+use crate::progress::Progress;
+use crate::scope::{self, Scope};
+use crate::store::Store;
+use crate::verify;
+
+/// Default deflate level.
+pub const DEFAULT_LEVEL: u32 = 6;
+
+/// What to snapshot and why.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Reason recorded in the manifest (`manual`, `before enable-scim`, …).
+    pub reason: String,
+    /// The user's note.
+    pub note: Option<String>,
+    /// Which parts.
+    pub scope: Scope,
+    /// Deflate level.
+    pub level: u32,
+}
+
+impl Request {
+    /// A request for the default scope at the default level.
+    pub fn new(reason: impl Into<String>, scope: Scope) -> Self {
+        Request { reason: reason.into(), note: None, scope, level: DEFAULT_LEVEL }
+    }
+}
+
+/// Takes a snapshot of `install` into `store` and returns its manifest.
+/// The caller holds the store lock.
+pub fn take(install: &Install, store: &Store, req: &Request, now: DateTime<Utc>) -> Result<Manifest> {
+    let (parts, sources) = scope::collect(install, &req.scope)?;
+    let (id, dir) = store.create_dir(now)?;
+    let result = write_snapshot(install, &dir, &id, req, now, parts, &sources);
+    if result.is_err() {
+        // Never leave a half snapshot; a failure to remove it is reported by
+        // the next writing run, which removes directories without manifest.
+        let _ = fsx::remove_any(&dir);
+    }
+    result
+}
+
+fn write_snapshot(
+    install: &Install,
+    dir: &Path,
+    id: &str,
+    req: &Request,
+    now: DateTime<Utc>,
+    parts: Vec<crate::manifest::Part>,
+    sources: &[archive::Source],
+) -> Result<Manifest> {
+    let total: u64 = sources.iter().filter(|s| s.meta.is_file()).map(|s| s.meta.len()).sum();
+    let progress = Progress::hidden(total);
+    let archive_path = dir.join(ARCHIVE);
+    let file = fsx::create_private_file(&archive_path)?;
+    let sink = HashWriter::new(BufWriter::with_capacity(archive::CHUNK, file));
+    let gz = flate2::write::GzEncoder::new(sink, flate2::Compression::new(req.level));
+    let mut builder = tar::Builder::new(gz);
+    let entries = archive::append_sources(&mut builder, sources, &progress)?;
+    let write_err = |e: std::io::Error| Error::io("cannot write", &archive_path, e);
+    let gz = builder.into_inner().map_err(write_err)?;
+    let (buffered, digest) = gz.finish().map_err(write_err)?.finish();
+    let file = buffered.into_inner().map_err(|e| write_err(e.into_error()))?;
+    file.sync_all().map_err(write_err)?;
+    drop_cache(&file);
+    drop(file);
+
+    let manifest = Manifest {
+        format: FORMAT,
+        id: id.to_string(),
+        created: now.to_rfc3339_opts(SecondsFormat::Secs, true),
+        tool: format!("bwguard {}", env!("CARGO_PKG_VERSION")),
+        host: rustix::system::uname().nodename().to_string_lossy().into_owned(),
+        install_dir: install.dir.display().to_string(),
+        data_dir: install.data_name.clone(),
+        reason: req.reason.clone(),
+        note: req.note.clone(),
+        pinned: false,
+        bitwarden: bitwarden::read_info(install),
+        consistency: "cold".into(),
+        compression: Compression { format: "gzip".into(), level: req.level },
+        archive: ArchiveInfo { name: ARCHIVE.into(), size: digest.size, sha256: digest.sha256 },
+        scope: req.scope.name().into(),
+        parts,
+        entries,
+    };
+    write_private(&dir.join(SUMS), render_sums(&manifest.entries).as_bytes())?;
+    write_private(&dir.join(ARCHIVE_SUM), render_archive_sum(&manifest.archive.sha256).as_bytes())?;
+    fsx::sync_dir(dir)?;
+
+    // Read back from disk, not from memory: every file, every byte.
+    verify::check_files(dir, &manifest, true, &Progress::hidden(total))?;
+
+    let tmp = fsx::temp_name(&dir.join(MANIFEST));
+    write_private(&tmp, &manifest.render())?;
+    fs::rename(&tmp, dir.join(MANIFEST)).map_err(|e| Error::io("cannot rename into place", &tmp, e))?;
+    fsx::sync_dir(dir)?;
+    fsx::sync_dir(dir.parent().unwrap_or(Path::new("/")))?;
+    Ok(manifest)
+}
+
+/// Writes a new 0600 file and flushes it.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f: File = fsx::create_private_file(path)?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io("cannot write", path, e))
+}
+
+/// Asks the kernel to forget the cached pages of a flushed file, so the
+/// read-back reads the disk rather than memory.
+fn drop_cache(file: &File) {
+    let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
+}

@@ -1,0 +1,211 @@
+//! The snapshot store: ids, listing, opening, and leftovers of killed runs.
+//!
+//! Invariants: a snapshot is a directory named like an id that holds
+//! `manifest.json`; one without it is incomplete, never listed, and removed
+//! by the next writing run. Ids are UTC times `YYYYMMDDTHHMMSSZ`, with
+//! `-2`, `-3`… on collision, and sort by (time, sequence).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, Result};
+use crate::fsx;
+use crate::manifest::{MANIFEST, Manifest};
+
+/// The store directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// Its absolute path (it may not exist yet).
+    pub root: PathBuf,
+}
+
+/// A snapshot found in the store.
+#[derive(Debug)]
+pub struct Listed {
+    /// Its id (the directory name).
+    pub id: String,
+    /// Its manifest, or why it could not be read.
+    pub manifest: std::result::Result<Manifest, String>,
+}
+
+/// Whether `name` has the shape of a snapshot id.
+pub fn is_id(name: &str) -> bool {
+    let (base, seq) = match name.split_once('-') {
+        Some((b, s)) => (b, Some(s)),
+        None => (name, None),
+    };
+    let b = base.as_bytes();
+    b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
+        && seq.is_none_or(|s| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()) && !s.starts_with('0'))
+}
+
+/// Sort key of an id: time, then collision sequence.
+fn id_key(id: &str) -> (String, u64) {
+    match id.split_once('-') {
+        Some((b, s)) => (b.to_string(), s.parse().unwrap_or(0)),
+        None => (id.to_string(), 1),
+    }
+}
+
+impl Store {
+    /// The store at `root`.
+    pub fn new(root: &Path) -> Self {
+        Store { root: root.to_path_buf() }
+    }
+
+    /// The directory of snapshot `id`.
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Id-shaped directories, newest first, with whether they hold a manifest.
+    fn id_dirs(&self) -> Result<Vec<(String, bool)>> {
+        let rd = match fs::read_dir(&self.root) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("cannot list store", &self.root, e)),
+        };
+        let mut out = Vec::new();
+        for d in rd {
+            let d = d.map_err(|e| Error::io("cannot list store", &self.root, e))?;
+            let name = d.file_name().to_string_lossy().into_owned();
+            if is_id(&name) && d.file_type().is_ok_and(|t| t.is_dir()) {
+                let complete = d.path().join(MANIFEST).is_file();
+                out.push((name, complete));
+            }
+        }
+        out.sort_by_key(|(id, _)| std::cmp::Reverse(id_key(id)));
+        Ok(out)
+    }
+
+    /// Complete snapshots, newest first.
+    pub fn list(&self) -> Result<Vec<Listed>> {
+        Ok(self
+            .id_dirs()?
+            .into_iter()
+            .filter(|(_, complete)| *complete)
+            .map(|(id, _)| {
+                let manifest = self.read_manifest(&id);
+                Listed { id, manifest }
+            })
+            .collect())
+    }
+
+    fn read_manifest(&self, id: &str) -> std::result::Result<Manifest, String> {
+        let path = self.dir(id).join(MANIFEST);
+        let bytes = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let m = Manifest::parse(&bytes)?;
+        if m.id != id {
+            return Err(format!("manifest.json names snapshot {}, not {id}", m.id));
+        }
+        Ok(m)
+    }
+
+    /// Directories of snapshots that were never completed.
+    pub fn incomplete(&self) -> Result<Vec<String>> {
+        Ok(self.id_dirs()?.into_iter().filter(|(_, c)| !c).map(|(id, _)| id).collect())
+    }
+
+    /// Removes incomplete snapshot directories (only under the lock) and
+    /// returns their ids.
+    pub fn remove_incomplete(&self) -> Result<Vec<String>> {
+        let ids = self.incomplete()?;
+        for id in &ids {
+            fsx::remove_any(&self.dir(id))?;
+        }
+        if !ids.is_empty() {
+            fsx::sync_dir(&self.root)?;
+        }
+        Ok(ids)
+    }
+
+    /// The manifest of snapshot `id`: exit 2 if nothing has that name,
+    /// exit 3 if it is incomplete or its manifest is unreadable.
+    pub fn open(&self, id: &str) -> Result<Manifest> {
+        let dir = self.dir(id);
+        if !is_id(id) || !dir.is_dir() {
+            return Err(Error::NoSuchSnapshot { id: id.to_string(), store: self.root.clone() });
+        }
+        if !dir.join(MANIFEST).is_file() {
+            return Err(Error::integrity(id, "it has no manifest.json: an incomplete snapshot, not usable"));
+        }
+        self.read_manifest(id).map_err(|p| Error::integrity(id, p))
+    }
+
+    /// The id of the newest complete snapshot, if any.
+    pub fn newest(&self) -> Result<Option<String>> {
+        Ok(self.id_dirs()?.into_iter().find(|(_, c)| *c).map(|(id, _)| id))
+    }
+
+    /// `id`, or the newest snapshot when `None` (exit 5 if the store is empty).
+    pub fn resolve(&self, id: Option<&str>) -> Result<String> {
+        match id {
+            Some(id) => Ok(id.to_string()),
+            None => self.newest()?.ok_or_else(|| Error::NoSnapshots(self.root.clone())),
+        }
+    }
+
+    /// Creates the directory of a new snapshot taken at `now` (mode 0700)
+    /// and returns its id and path.
+    pub fn create_dir(&self, now: DateTime<Utc>) -> Result<(String, PathBuf)> {
+        fsx::ensure_private_dir(&self.root)?;
+        let base = now.format("%Y%m%dT%H%M%SZ").to_string();
+        for seq in 1.. {
+            let id = if seq == 1 { base.clone() } else { format!("{base}-{seq}") };
+            let dir = self.dir(&id);
+            match fsx::create_private_dir(&dir) {
+                Ok(()) => return Ok((id, dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io("cannot create snapshot directory", &dir, e)),
+            }
+        }
+        unreachable!("the id sequence is unbounded")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_shapes() {
+        assert!(is_id("20261128T191300Z"));
+        assert!(is_id("20261128T191300Z-2"));
+        assert!(!is_id("20261128T191300Z-0"));
+        assert!(!is_id("20261128T191300"));
+        assert!(!is_id("lock"));
+        assert!(!is_id("2026112xT191300Z"));
+    }
+
+    #[test]
+    fn collisions_get_a_sequence_and_sort_after() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::new(t.path());
+        let now = Utc::now();
+        let ids: Vec<String> = (0..11).map(|_| s.create_dir(now).unwrap().0).collect();
+        assert!(ids[1].ends_with("-2") && ids[10].ends_with("-11"));
+        for id in &ids {
+            fs::write(s.dir(id).join(MANIFEST), "{}").unwrap();
+        }
+        let newest = s.newest().unwrap().unwrap();
+        assert_eq!(newest, ids[10]);
+    }
+
+    #[test]
+    fn incomplete_dirs_are_not_listed_and_are_removed() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::new(t.path());
+        let (id, dir) = s.create_dir(Utc::now()).unwrap();
+        fs::write(dir.join("data.tar.gz"), b"partial").unwrap();
+        assert!(s.list().unwrap().is_empty());
+        assert_eq!(s.incomplete().unwrap(), vec![id.clone()]);
+        assert!(matches!(s.open(&id), Err(Error::Integrity { .. })));
+        assert_eq!(s.remove_incomplete().unwrap(), vec![id]);
+        assert!(!dir.exists());
+    }
+}

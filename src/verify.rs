@@ -1,0 +1,73 @@
+//! Checking a snapshot on disk against its manifest (SPEC "verify").
+//!
+//! Plain: the archive's SHA-256 against both `data.tar.gz.sha256` and the
+//! manifest, and `SHA256SUMS` against the manifest. Deep: also decompress to
+//! the end and check every entry. Every disagreement, a missing checksum
+//! file included, is an integrity failure (exit 3).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::archive::{self, CHUNK, Digest256};
+use crate::error::{Error, Result};
+use crate::manifest::{ARCHIVE, ARCHIVE_SUM, Manifest, SUMS, hex, render_archive_sum, render_sums};
+use crate::progress::Progress;
+
+/// Checks the files of the snapshot in `dir` against `manifest`.
+pub fn check_files(dir: &Path, manifest: &Manifest, deep: bool, progress: &Progress) -> Result<()> {
+    let id = manifest.id.as_str();
+    let bad = |p: String| Error::integrity(id, p);
+    let read_small = |name: &str| -> Result<String> {
+        std::fs::read_to_string(dir.join(name)).map_err(|e| bad(format!("{name} cannot be read: {e}")))
+    };
+    if read_small(SUMS)? != render_sums(&manifest.entries) {
+        return Err(bad(format!("{SUMS} does not match the manifest")));
+    }
+    let archive_sum = read_small(ARCHIVE_SUM)?;
+    if archive_sum != render_archive_sum(&manifest.archive.sha256) {
+        return Err(bad(format!("{ARCHIVE_SUM} does not match the manifest's archive checksum")));
+    }
+    let path = dir.join(ARCHIVE);
+    let digest = if deep {
+        archive::scan(&path, manifest, None, progress, |_, _| Ok(()))?.archive
+    } else {
+        Some(hash_file(&path, progress).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => bad(format!("{ARCHIVE} is missing")),
+            _ => Error::io("cannot read", &path, e),
+        })?)
+    };
+    let Some(digest) = digest else {
+        return Err(bad("the archive was not read to its end".into()));
+    };
+    if digest.size != manifest.archive.size {
+        return Err(bad(format!(
+            "{ARCHIVE} has {} bytes, the manifest says {}",
+            digest.size, manifest.archive.size
+        )));
+    }
+    if digest.sha256 != manifest.archive.sha256 {
+        return Err(bad(format!("{ARCHIVE} does not match its SHA-256 (the file was changed or damaged)")));
+    }
+    Ok(())
+}
+
+/// SHA-256 and size of a whole file, read in large chunks.
+pub fn hash_file(path: &Path, progress: &Progress) -> io::Result<Digest256> {
+    let mut f = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+        progress.add(n as u64);
+    }
+    Ok(Digest256 { size, sha256: hex(&hasher.finalize()) })
+}
