@@ -1,0 +1,306 @@
+//! Round trips on a realistic generated install: backup, enable-scim,
+//! rollback; the system tools accept the archives; lock; JSON output.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use crate::support::{TestEnv, assert_same_tree};
+
+#[test]
+fn backup_enable_scim_rollback_restores_every_byte_mode_and_mtime() {
+    let env = TestEnv::new();
+    let original = env.tree();
+    let original_config = env.config();
+
+    let first = env.backup();
+    let r = env.run(&["enable-scim", "--json"]);
+    r.ok();
+    let edited = r.json();
+    assert_eq!(edited["changed"], true);
+    let before_edit = edited["snapshot"].as_str().unwrap().to_string();
+    assert_ne!(before_edit, first);
+    let config = String::from_utf8(env.config()).unwrap();
+    assert!(config.contains("\nenable_scim: true\n"));
+    assert_eq!(
+        config.replace("\nenable_scim: true\n", "\nenable_scim: false\n").as_bytes(),
+        original_config.as_slice(),
+        "exactly one value changed"
+    );
+
+    // Something else changes too, as Bitwarden's update would.
+    fs::write(env.bwdata().join("mssql/data/vault.mdf"), b"migrated forward").unwrap();
+    fs::write(env.bwdata().join("env/new-after-upgrade.env"), b"x=1\n").unwrap();
+
+    env.run(&["rollback", &before_edit, "--yes"]).ok();
+    assert_same_tree(&original, &env.tree());
+    assert_eq!(env.config(), original_config);
+
+    // The state it replaced is a snapshot of its own, and nothing is left over.
+    let ids = env.snapshot_ids();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    let list = env.run(&["list", "--json"]).json();
+    assert_eq!(list["snapshots"][0]["reason"], format!("before rollback to {before_edit}"));
+    for leftover in [".bwguard-staging", "core/.bwguard-staging", "scripts/.bwguard-staging"] {
+        assert!(!env.bwdata().join(leftover).exists(), "{leftover} left behind");
+    }
+    assert!(!env.store.join("rollback-journal.json").exists());
+}
+
+#[test]
+fn rollback_only_config_leaves_the_data_alone_and_vice_versa() {
+    let env = TestEnv::new();
+    let original_config = env.config();
+    let vault = env.bwdata().join("mssql/data/vault.mdf");
+    let original_vault = fs::read(&vault).unwrap();
+    let id = env.backup();
+    env.run(&["enable-scim"]).ok();
+    fs::write(&vault, b"changed").unwrap();
+
+    env.run(&["rollback", &id, "--only", "config", "--yes"]).ok();
+    assert_eq!(env.config(), original_config);
+    assert_eq!(fs::read(&vault).unwrap(), b"changed");
+
+    env.run(&["enable-scim"]).ok();
+    env.run(&["rollback", &id, "--only", "data", "--yes"]).ok();
+    assert_eq!(fs::read(&vault).unwrap(), original_vault);
+    assert!(String::from_utf8(env.config()).unwrap().contains("enable_scim: true"));
+}
+
+#[test]
+fn gnu_tar_and_sha256sum_accept_the_snapshot_for_a_manual_restore() {
+    let env = TestEnv::new();
+    let original = env.tree();
+    let id = env.backup();
+    let snap = env.snap_dir(&id);
+
+    let list = Command::new("tar").arg("-tzf").arg(snap.join("data.tar.gz")).output().unwrap();
+    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    let names = String::from_utf8(list.stdout).unwrap();
+    assert_eq!(names.lines().next(), Some("bwdata/config.yml"), "config.yml is the first entry");
+    assert!(names.lines().any(|l| l == "bitwarden.sh"));
+    assert!(names.lines().any(|l| l == "bwdata/mssql/backups/vault_FULL_LATESTLN.BAK"));
+
+    let check =
+        Command::new("sha256sum").arg("-c").arg("data.tar.gz.sha256").current_dir(&snap).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+
+    // The README's manual restore, into an empty directory.
+    let target = env.dir.path().join("manual");
+    fs::create_dir(&target).unwrap();
+    let x = Command::new("tar")
+        .args(["--numeric-owner", "-xpzf"])
+        .arg(snap.join("data.tar.gz"))
+        .current_dir(&target)
+        .output()
+        .unwrap();
+    assert!(x.status.success(), "{}", String::from_utf8_lossy(&x.stderr));
+    let sums = Command::new("sha256sum")
+        .arg("-c")
+        .arg(snap.join("SHA256SUMS"))
+        .current_dir(&target)
+        .output()
+        .unwrap();
+    assert!(sums.status.success(), "{}", String::from_utf8_lossy(&sums.stdout));
+    let restored = crate::support::tree_of(&target, true);
+    let scope: Vec<_> = original
+        .iter()
+        .filter(|(k, _)| {
+            !k.starts_with("bwdata/logs")
+                && !k.starts_with("bwdata/core/attachments")
+                && restored.contains_key(*k)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, v) in &scope {
+        // Directory mtimes of the parents of parts are not in the archive.
+        if !v.starts_with("dir") {
+            assert_eq!(restored.get(k), Some(v), "{k}");
+        }
+    }
+    assert!(restored.contains_key("bwdata/mssql/data/vault.mdf"));
+    assert!(!restored.contains_key("bwdata/logs"), "logs are not in the default scope");
+}
+
+#[test]
+fn snapshot_files_are_private_whatever_the_umask() {
+    let env = TestEnv::new();
+    let id = env.backup();
+    let snap = env.snap_dir(&id);
+    assert_eq!(fs::metadata(&snap).unwrap().permissions().mode() & 0o777, 0o700);
+    for f in ["data.tar.gz", "SHA256SUMS", "data.tar.gz.sha256", "manifest.json"] {
+        assert_eq!(fs::metadata(snap.join(f)).unwrap().permissions().mode() & 0o777, 0o600, "{f}");
+    }
+}
+
+#[test]
+fn manifest_has_the_keys_scripts_rely_on() {
+    let env = TestEnv::new();
+    let id = env.backup();
+    let m: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.snap_dir(&id).join("manifest.json")).unwrap()).unwrap();
+    for key in [
+        "format",
+        "id",
+        "created",
+        "tool",
+        "host",
+        "install_dir",
+        "data_dir",
+        "reason",
+        "note",
+        "pinned",
+        "bitwarden",
+        "consistency",
+        "compression",
+        "archive",
+        "entries",
+    ] {
+        assert!(m.get(key).is_some(), "manifest lacks {key}");
+    }
+    assert_eq!(m["format"], 1);
+    assert_eq!(m["id"], id.as_str());
+    assert_eq!(m["data_dir"], "bwdata");
+    assert_eq!(m["reason"], "manual");
+    assert_eq!(m["consistency"], "cold");
+    assert_eq!(m["bitwarden"]["core_version"], "2026.8.0");
+    assert_eq!(m["bitwarden"]["enable_scim"], false);
+    assert_eq!(m["bitwarden"]["database"], "built-in");
+    assert_eq!(m["compression"]["format"], "gzip");
+    let entries = m["entries"].as_array().unwrap();
+    assert_eq!(entries[0]["path"], "bwdata/config.yml");
+    let link = entries.iter().find(|e| e["type"] == "symlink").unwrap();
+    assert!(link["target"].as_str().unwrap().starts_with("vault_FULL_"));
+    let vault = entries.iter().find(|e| e["path"] == "bwdata/mssql/data/vault.mdf").unwrap();
+    assert_eq!(vault["mode"], 0o640);
+    for k in ["size", "sha256", "uid", "gid", "mtime"] {
+        assert!(vault.get(k).is_some(), "entry lacks {k}");
+    }
+    // Absent parts are recorded, not an error.
+    fs::remove_dir_all(env.bwdata().join("identity")).unwrap();
+    let id2 = env.backup();
+    let m2: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.snap_dir(&id2).join("manifest.json")).unwrap()).unwrap();
+    let identity = m2["parts"].as_array().unwrap().iter().find(|p| p["path"] == "bwdata/identity").unwrap();
+    assert_eq!(identity["present"], false);
+}
+
+#[test]
+fn rollback_removes_a_part_the_snapshot_did_not_have() {
+    let env = TestEnv::new();
+    fs::remove_dir_all(env.bwdata().join("identity")).unwrap();
+    let original = env.tree();
+    let id = env.backup();
+    fs::create_dir(env.bwdata().join("identity")).unwrap();
+    fs::write(env.bwdata().join("identity/identity.pfx"), b"new").unwrap();
+    env.run(&["rollback", &id, "--yes"]).ok();
+    assert_same_tree(&original, &env.tree());
+}
+
+#[test]
+fn second_writer_exits_4_at_once_naming_the_holder() {
+    let env = TestEnv::new();
+    env.backup();
+    // Hold the store lock the way a running bwguard does.
+    let lock = fs::OpenOptions::new().read(true).write(true).open(env.store.join("lock")).unwrap();
+    lock.try_lock().unwrap();
+    use std::io::Write;
+    (&lock).write_all(b"pid 4242 (backup), started 2026-11-28T00:00:00Z").unwrap();
+    let before = env.store_tree();
+    let config = env.config();
+    for args in [&["backup"][..], &["enable-scim"], &["rollback", "--yes"]] {
+        let started = std::time::Instant::now();
+        env.run(args).code(4).says("pid 4242").says("backup");
+        assert!(started.elapsed().as_secs() < 10, "a busy run must not wait");
+    }
+    assert_eq!(env.config(), config);
+    let mut after = env.store_tree();
+    after.remove("lock");
+    let mut before = before;
+    before.remove("lock");
+    assert_eq!(before, after);
+    // Read-only commands take no lock.
+    env.run(&["list"]).ok();
+    env.run(&["verify"]).ok();
+    env.run(&["status"]).ok();
+    drop(lock);
+    env.run(&["backup"]).ok();
+}
+
+#[test]
+fn every_command_speaks_json_and_uses_the_spec_exit_codes() {
+    let env = TestEnv::new();
+    // rollback with no snapshot: 5; diff/verify with none: 5.
+    let r = env.run(&["rollback", "--yes", "--json"]);
+    r.code(5);
+    assert_eq!(r.json()["error"]["code"], 5);
+    let id = env.backup();
+    for args in [
+        vec!["list", "--json"],
+        vec!["status", "--json"],
+        vec!["verify", "--json"],
+        vec!["verify", "--deep", "--all", "--json"],
+        vec!["diff", "--json"],
+        vec!["set", "http_port", "8080", "--json"],
+        vec!["disable-scim", "--json"],
+        vec!["rollback", &id, "--dry-run", "--json"],
+        vec!["rollback", &id, "--yes", "--json"],
+    ] {
+        let r = env.run(&args);
+        r.ok();
+        let _ = r.json();
+    }
+    // Usage errors are 2, also as JSON; an unknown id is 2.
+    let r = env.run(&["--json", "frobnicate"]);
+    r.code(2);
+    assert_eq!(r.json()["error"]["code"], 2);
+    let r = env.run(&["verify", "20200101T000000Z", "--json"]);
+    r.code(2);
+    assert_eq!(r.json()["error"]["kind"], "no-such-snapshot");
+    // Without a terminal and without --yes, rollback refuses (5) and changes nothing.
+    let tree = env.tree();
+    env.run(&["rollback", &id]).code(5).says("--yes");
+    assert_same_tree(&tree, &env.tree());
+    // diff exits 0 whether or not they differ.
+    env.run(&["enable-scim"]).ok();
+    let d = env.run(&["diff", &id, "--json"]);
+    d.ok();
+    assert_eq!(d.json()["identical"], false);
+    assert!(d.json()["diff"].as_str().unwrap().contains("+enable_scim: true"));
+}
+
+#[test]
+fn global_flags_work_after_the_command_and_bwdata_is_found_or_named() {
+    let env = TestEnv::new();
+    // From elsewhere, --bwdata names the data directory.
+    let r = std::process::Command::new(crate::support::BIN)
+        .current_dir(env.dir.path())
+        .args(["status", "--json", "--store"])
+        .arg(&env.store)
+        .arg("--bwdata")
+        .arg(env.bwdata())
+        .output()
+        .unwrap();
+    assert!(r.status.success());
+    // Without it, a clear error naming both candidates, exit 2.
+    let r = std::process::Command::new(crate::support::BIN)
+        .current_dir(env.dir.path())
+        .env_remove("BWGUARD_BWDATA")
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("bwdata") && err.contains(".bwdata"), "{err}");
+    // A store inside the data directory is refused.
+    let inside = env.bwdata().join("snaps");
+    let r = std::process::Command::new(crate::support::BIN)
+        .current_dir(&env.install)
+        .arg("backup")
+        .arg("--store")
+        .arg(&inside)
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(5));
+    assert!(!inside.exists());
+}
