@@ -77,8 +77,9 @@ impl<W: Write> Write for HashWriter<W> {
 }
 
 /// Reads exactly `len` bytes of a source file in large chunks, hashing them.
-/// A file that ends early is an error: the archive header already promised
-/// `len` bytes.
+/// A file that ends early is an error, since the archive header already
+/// promised `len` bytes, unless `tolerate` (a live copy): then the rest is
+/// zeros and `short` is set.
 struct SourceReader<'a> {
     file: File,
     path: &'a Path,
@@ -87,6 +88,33 @@ struct SourceReader<'a> {
     pos: usize,
     hasher: Sha256,
     progress: &'a Progress,
+    tolerate: bool,
+    short: bool,
+}
+
+impl SourceReader<'_> {
+    fn fill(&mut self) -> io::Result<()> {
+        let mut got = 0;
+        while got < self.buf.len() {
+            match self.file.read(&mut self.buf[got..]) {
+                Ok(0) if self.tolerate => {
+                    self.buf[got..].fill(0);
+                    self.short = true;
+                    return Ok(());
+                }
+                Ok(0) => {
+                    return Err(io::Error::other(format!(
+                        "{} shrank while it was being read",
+                        self.path.display()
+                    )));
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Read for SourceReader<'_> {
@@ -97,13 +125,7 @@ impl Read for SourceReader<'_> {
             }
             let want = self.left.min(CHUNK as u64) as usize;
             self.buf.resize(want, 0);
-            self.file.read_exact(&mut self.buf).map_err(|e| {
-                if e.kind() == io::ErrorKind::UnexpectedEof {
-                    io::Error::other(format!("{} shrank while it was being read", self.path.display()))
-                } else {
-                    e
-                }
-            })?;
+            self.fill()?;
             self.hasher.update(&self.buf);
             self.progress.add(want as u64);
             self.left -= want as u64;
@@ -116,20 +138,33 @@ impl Read for SourceReader<'_> {
     }
 }
 
-/// Appends `sources` to `builder` in order and returns their manifest entries.
+/// Appends `sources` to `builder` in order and returns their manifest
+/// entries. A file that changes while it is read fails the run, unless
+/// `live`: then its path is returned among the changed ones.
 pub fn append_sources<W: Write>(
     builder: &mut tar::Builder<W>,
     sources: &[Source],
     progress: &Progress,
-) -> Result<Vec<Entry>> {
+    live: bool,
+) -> Result<(Vec<Entry>, Vec<String>)> {
     let mut entries = Vec::with_capacity(sources.len());
+    let mut changed = Vec::new();
     for s in sources {
-        entries.push(append_one(builder, s, progress)?);
+        let (entry, was_changed) = append_one(builder, s, progress, live)?;
+        if was_changed {
+            changed.push(entry.path.clone());
+        }
+        entries.push(entry);
     }
-    Ok(entries)
+    Ok((entries, changed))
 }
 
-fn append_one<W: Write>(builder: &mut tar::Builder<W>, s: &Source, progress: &Progress) -> Result<Entry> {
+fn append_one<W: Write>(
+    builder: &mut tar::Builder<W>,
+    s: &Source,
+    progress: &Progress,
+    live: bool,
+) -> Result<(Entry, bool)> {
     let meta = &s.meta;
     let mut header = tar::Header::new_gnu();
     header.set_mode(meta.mode() & 0o7777);
@@ -174,20 +209,29 @@ fn append_one<W: Write>(builder: &mut tar::Builder<W>, s: &Source, progress: &Pr
             pos: 0,
             hasher: Sha256::new(),
             progress,
+            tolerate: live,
+            short: false,
         };
         builder.append_data(&mut header, &s.rel, &mut reader).map_err(|e| Error::Failed {
             message: format!("cannot archive {}: {e}", s.abs.display()),
             hint: None,
         })?;
         let after = reader.file.metadata().map_err(|e| Error::io("cannot read", &s.abs, e))?;
-        if after.len() != len || after.mtime() != meta.mtime() || after.mtime_nsec() != meta.mtime_nsec() {
+        let changed = reader.short
+            || after.len() != len
+            || after.mtime() != meta.mtime()
+            || after.mtime_nsec() != meta.mtime_nsec();
+        entry.size = len;
+        entry.sha256 = Some(hex(&reader.hasher.finalize()));
+        if changed && live {
+            return Ok((entry, true));
+        }
+        if changed {
             return Err(Error::Failed {
                 message: format!("{} changed while it was being read", s.abs.display()),
                 hint: Some("stop whatever writes to it (for the database: `./bitwarden.sh stop`) and run the command again".into()),
             });
         }
-        entry.size = len;
-        entry.sha256 = Some(hex(&reader.hasher.finalize()));
     } else {
         return Err(Error::refused(
             format!(
@@ -197,7 +241,7 @@ fn append_one<W: Write>(builder: &mut tar::Builder<W>, s: &Source, progress: &Pr
             "move it out of the data directory, or snapshot without --full",
         ));
     }
-    Ok(entry)
+    Ok((entry, false))
 }
 
 /// A reader that hashes and counts the raw archive bytes it passes on.

@@ -82,7 +82,7 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
-/// What a snapshot covers.
+/// What a snapshot covers and what it accepts.
 #[derive(Debug, Args, Clone, Copy, Default)]
 pub struct ScopeArgs {
     /// Also take bwdata/core/attachments/
@@ -91,6 +91,12 @@ pub struct ScopeArgs {
     /// Take all of bwdata/ except logs/
     #[arg(long, conflicts_with = "with_attachments")]
     pub full: bool,
+    /// Accept a crash-consistent copy while SQL Server has the files open
+    #[arg(long)]
+    pub live: bool,
+    /// The database is external or in a Docker volume and backed up another way
+    #[arg(long)]
+    pub db_backed_up_elsewhere: bool,
 }
 
 /// Arguments of `backup`.

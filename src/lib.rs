@@ -13,14 +13,17 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod fsx;
+pub mod live;
 pub mod lock;
 pub mod manifest;
+pub mod preflight;
 pub mod progress;
 pub mod restore;
 pub mod sample;
 pub mod scope;
 pub mod snapshot;
 pub mod store;
+pub mod units;
 pub mod verify;
 
 use std::io::Write;

@@ -57,6 +57,10 @@ pub struct Manifest {
     pub parts: Vec<Part>,
     /// One entry per archive entry, in archive order.
     pub entries: Vec<Entry>,
+    /// Files that changed while a live snapshot read them (their archived
+    /// bytes may be torn; the checksums are of what was archived).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_while_reading: Vec<String>,
 }
 
 /// Bitwarden facts recorded in the manifest.

@@ -21,6 +21,7 @@ use crate::manifest::{
     ARCHIVE, ARCHIVE_SUM, ArchiveInfo, Compression, FORMAT, MANIFEST, Manifest, SUMS, render_archive_sum,
     render_sums,
 };
+use crate::preflight::{self, Need};
 use crate::progress::Progress;
 use crate::scope::{self, Scope};
 use crate::store::Store;
@@ -40,21 +41,32 @@ pub struct Request {
     pub scope: Scope,
     /// Deflate level.
     pub level: u32,
+    /// Accept database files that are open (a crash-consistent copy).
+    pub live: bool,
 }
 
 impl Request {
     /// A request for the default scope at the default level.
     pub fn new(reason: impl Into<String>, scope: Scope) -> Self {
-        Request { reason: reason.into(), note: None, scope, level: DEFAULT_LEVEL }
+        Request { reason: reason.into(), note: None, scope, level: DEFAULT_LEVEL, live: false }
     }
 }
 
 /// Takes a snapshot of `install` into `store` and returns its manifest.
-/// The caller holds the store lock.
+/// The caller holds the store lock. Refuses (rule 5) while the database
+/// files are open unless `req.live`, and (rule 8) when the store's
+/// filesystem has no room for the archive's upper bound.
 pub fn take(install: &Install, store: &Store, req: &Request, now: DateTime<Utc>) -> Result<Manifest> {
     let (parts, sources) = scope::collect(install, &req.scope)?;
+    let content: u64 = sources.iter().filter(|s| s.meta.is_file()).map(|s| s.meta.len()).sum();
+    preflight::room(&[Need {
+        path: preflight::existing_ancestor(&store.root),
+        bytes: preflight::archive_bound(content, sources.len() as u64),
+        what: "the snapshot archive".into(),
+    }])?;
+    let open_at_start = preflight::database_files(install, req.live, "a snapshot")?;
     let (id, dir) = store.create_dir(now)?;
-    let result = write_snapshot(install, &dir, &id, req, now, parts, &sources);
+    let result = write_snapshot(install, (&id, &dir), req, now, parts, &sources, open_at_start);
     if result.is_err() {
         // Never leave a half snapshot; a failure to remove it is reported by
         // the next writing run, which removes directories without manifest.
@@ -65,12 +77,12 @@ pub fn take(install: &Install, store: &Store, req: &Request, now: DateTime<Utc>)
 
 fn write_snapshot(
     install: &Install,
-    dir: &Path,
-    id: &str,
+    (id, dir): (&str, &Path),
     req: &Request,
     now: DateTime<Utc>,
     parts: Vec<crate::manifest::Part>,
     sources: &[archive::Source],
+    open_at_start: bool,
 ) -> Result<Manifest> {
     let total: u64 = sources.iter().filter(|s| s.meta.is_file()).map(|s| s.meta.len()).sum();
     let progress = Progress::hidden(total);
@@ -79,7 +91,7 @@ fn write_snapshot(
     let sink = HashWriter::new(BufWriter::with_capacity(archive::CHUNK, file));
     let gz = flate2::write::GzEncoder::new(sink, flate2::Compression::new(req.level));
     let mut builder = tar::Builder::new(gz);
-    let entries = archive::append_sources(&mut builder, sources, &progress)?;
+    let (entries, changed) = archive::append_sources(&mut builder, sources, &progress, req.live)?;
     let write_err = |e: std::io::Error| Error::io("cannot write", &archive_path, e);
     let gz = builder.into_inner().map_err(write_err)?;
     let (buffered, digest) = gz.finish().map_err(write_err)?.finish();
@@ -87,6 +99,9 @@ fn write_snapshot(
     file.sync_all().map_err(write_err)?;
     drop_cache(&file);
     drop(file);
+    // Open at the start (checked by the caller's preflight) or now: live.
+    let open_now = preflight::database_files(install, req.live, "a snapshot")?;
+    let live = open_at_start || open_now || !changed.is_empty();
 
     let manifest = Manifest {
         format: FORMAT,
@@ -100,12 +115,13 @@ fn write_snapshot(
         note: req.note.clone(),
         pinned: false,
         bitwarden: bitwarden::read_info(install),
-        consistency: "cold".into(),
+        consistency: if live { "live" } else { "cold" }.into(),
         compression: Compression { format: "gzip".into(), level: req.level },
         archive: ArchiveInfo { name: ARCHIVE.into(), size: digest.size, sha256: digest.sha256 },
         scope: req.scope.name().into(),
         parts,
         entries,
+        changed_while_reading: changed,
     };
     write_private(&dir.join(SUMS), render_sums(&manifest.entries).as_bytes())?;
     write_private(&dir.join(ARCHIVE_SUM), render_archive_sum(&manifest.archive.sha256).as_bytes())?;

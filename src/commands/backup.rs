@@ -2,11 +2,13 @@
 
 use serde_json::json;
 
+use crate::bitwarden::DatabaseMode;
 use crate::cli::BackupArgs;
 use crate::commands::{begin_write, human_size};
 use crate::context::Ctx;
 use crate::error::Result;
 use crate::manifest::Manifest;
+use crate::preflight;
 use crate::scope::Scope;
 use crate::snapshot::{self, Request};
 
@@ -14,11 +16,22 @@ use crate::snapshot::{self, Request};
 pub fn run(args: &BackupArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     let install = ctx.install()?;
     let (_lock, store) = begin_write(ctx, &install, "backup")?;
+    let mode = preflight::database_covered(&install, args.scope.db_backed_up_elsewhere)?;
+    if mode != DatabaseMode::BuiltIn {
+        ctx.out.warn(format!(
+            "database mode {}: the snapshot covers config.yml and the settings only",
+            mode.name()
+        ));
+    }
     let mut req = Request::new("manual", Scope::from_flags(args.scope.with_attachments, args.scope.full));
     req.note = args.note.clone();
+    req.live = args.scope.live;
     ctx.out.info(format!("Taking a snapshot of {} into {}", install.dir.display(), store.root.display()));
     let m = snapshot::take(&install, &store, &req, ctx.now)?;
     ctx.out.info(summary(&m));
+    if m.consistency == "live" {
+        ctx.out.warn(live_warning(&m));
+    }
     ctx.out.result(&m.id);
     Ok(snapshot_json(&m, &store.dir(&m.id)))
 }
@@ -34,6 +47,19 @@ pub fn summary(m: &Manifest) -> String {
     )
 }
 
+/// What a live snapshot means for the user.
+pub fn live_warning(m: &Manifest) -> String {
+    let changed = if m.changed_while_reading.is_empty() {
+        String::new()
+    } else {
+        format!("; changed while read: {}", m.changed_while_reading.join(", "))
+    };
+    format!(
+        "snapshot {} is live: SQL Server had the database files open, so it is crash-consistent at best{changed}",
+        m.id
+    )
+}
+
 /// The JSON description of a fresh snapshot.
 pub fn snapshot_json(m: &Manifest, dir: &std::path::Path) -> serde_json::Value {
     json!({
@@ -42,6 +68,7 @@ pub fn snapshot_json(m: &Manifest, dir: &std::path::Path) -> serde_json::Value {
         "reason": m.reason,
         "scope": m.scope,
         "consistency": m.consistency,
+        "changed_while_reading": m.changed_while_reading,
         "files": m.entries.iter().filter(|e| e.sha256.is_some()).count(),
         "size": m.content_size(),
         "archive_size": m.archive.size,

@@ -7,13 +7,14 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::cli::{EditArgs, SetArgs};
-use crate::commands::backup::summary;
+use crate::commands::backup::{live_warning, summary};
 use crate::commands::begin_write;
 use crate::config::{self, Config, Edit};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::fsx::{self, Ownership};
 use crate::manifest::hex;
+use crate::preflight;
 use crate::scope::Scope;
 use crate::snapshot::{self, Request};
 
@@ -52,10 +53,15 @@ fn edit(ctx: &mut Ctx, key: &str, value: &str, args: &EditArgs, reason: &str) ->
     }
 
     let (_lock, store) = begin_write(ctx, &install, reason.split(' ').nth(1).unwrap_or("set"))?;
-    let scope = Scope::from_flags(args.scope.with_attachments, args.scope.full);
+    preflight::database_covered(&install, args.scope.db_backed_up_elsewhere)?;
+    let mut req = Request::new(reason, Scope::from_flags(args.scope.with_attachments, args.scope.full));
+    req.live = args.scope.live;
     ctx.out.info(format!("Taking a snapshot first ({reason})"));
-    let manifest = snapshot::take(&install, &store, &Request::new(reason, scope), ctx.now)?;
+    let manifest = snapshot::take(&install, &store, &req, ctx.now)?;
     ctx.out.info(summary(&manifest));
+    if manifest.consistency == "live" {
+        ctx.out.warn(live_warning(&manifest));
+    }
 
     // Safety: the edit must apply to exactly the bytes the snapshot holds;
     // another process (a cron'd update, an admin) may have changed the file.

@@ -6,19 +6,21 @@ use serde_json::json;
 
 use crate::cli::{Only, RollbackArgs};
 use crate::commands::{begin_write, confirm, human_size};
-use crate::context::Ctx;
+use crate::context::{Ctx, Install};
 use crate::error::Result;
 use crate::fsx;
+use crate::preflight::{self, Need};
 use crate::progress::Progress;
-use crate::restore::{self, Journal, Phase};
-use crate::scope::Scope;
+use crate::restore::{self, Journal, Phase, Unit};
+use crate::scope::{self, Scope};
 use crate::snapshot::{self, Request};
+use crate::store::Store;
 use crate::verify::check_files;
 
 /// Runs `rollback`.
 pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     let install = ctx.install()?;
-    let store = crate::store::Store::new(&install.store);
+    let store = Store::new(&install.store);
     let id = store.resolve(args.id.as_deref())?;
     let manifest = store.open(&id)?;
     let mut units = restore::select_units(&install, &manifest, args.only)?;
@@ -48,7 +50,10 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     }
 
     let (_lock, store) = begin_write(ctx, &install, "rollback")?;
-    // Check before touching anything.
+    preflight::no_database_holders(&install)?;
+    // Room first (rule 8), then the archive against its checksums, all
+    // before touching anything.
+    preflight::room(&room_needs(&install, &store, &units, bytes)?)?;
     check_files(&store.dir(&id), &manifest, false, &Progress::hidden(manifest.archive.size))?;
     if !confirm(ctx, &format!("Roll back {} ({what}) to snapshot {id}?", install.dir.display()))? {
         ctx.out.result("Nothing changed.");
@@ -110,4 +115,20 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
         "bytes": bytes,
         "next_steps": steps,
     }))
+}
+
+/// Space a rollback needs: the staged copy beside each part, and the
+/// snapshot of the current state in the store.
+fn room_needs(install: &Install, store: &Store, units: &[Unit], staged_bytes: u64) -> Result<Vec<Need>> {
+    let rels: Vec<String> = units.iter().map(|u| u.rel.clone()).collect();
+    let (_, sources) = scope::collect(install, &Scope::Parts(rels))?;
+    let current: u64 = sources.iter().filter(|s| s.meta.is_file()).map(|s| s.meta.len()).sum();
+    Ok(vec![
+        Need {
+            path: preflight::existing_ancestor(&store.root),
+            bytes: preflight::archive_bound(current, sources.len() as u64),
+            what: "the snapshot of the current state".into(),
+        },
+        Need { path: install.data.clone(), bytes: staged_bytes, what: "the staged copy".into() },
+    ])
 }

@@ -1,5 +1,7 @@
 //! Integration tests: the real bwguard binary against real directories.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 mod config_edits;
