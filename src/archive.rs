@@ -306,14 +306,25 @@ pub fn scan(
     manifest: &Manifest,
     stop_after: Option<usize>,
     progress: &Progress,
+    on_entry: impl FnMut(&Entry, &mut Content<'_>) -> Result<()>,
+) -> Result<ScanReport> {
+    let file = File::open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::integrity(&manifest.id, format!("{} is missing", path.display())),
+        _ => Error::io("cannot open", path, e),
+    })?;
+    scan_reader(file, manifest, stop_after, progress, on_entry)
+}
+
+/// [`scan`] over any reader of archive bytes.
+pub fn scan_reader(
+    file: impl Read,
+    manifest: &Manifest,
+    stop_after: Option<usize>,
+    progress: &Progress,
     mut on_entry: impl FnMut(&Entry, &mut Content<'_>) -> Result<()>,
 ) -> Result<ScanReport> {
     let id = manifest.id.as_str();
     let bad = |problem: String| Error::integrity(id, problem);
-    let file = File::open(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => bad(format!("{} is missing", path.display())),
-        _ => Error::io("cannot open", path, e),
-    })?;
     let raw = BufReader::with_capacity(CHUNK, HashReader { inner: file, hasher: Sha256::new(), count: 0 });
     let mut archive = tar::Archive::new(flate2::bufread::MultiGzDecoder::new(raw));
     let mut structure = Structure::new(manifest);
@@ -368,7 +379,7 @@ pub fn scan(
         }
     }
     let mut raw = gz.into_inner();
-    if !raw.fill_buf().map_err(|e| Error::io("cannot read", path, e))?.is_empty() {
+    if !raw.fill_buf().map_err(|e| bad(format!("archive unreadable at its end: {e}")))?.is_empty() {
         return Err(bad("archive has bytes after its last gzip member".into()));
     }
     let hr = raw.into_inner();
