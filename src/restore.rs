@@ -193,6 +193,7 @@ pub fn units_size(manifest: &Manifest, units: &[Unit]) -> (usize, u64) {
 
 /// Extracts the selected entries of the snapshot into staging, checks them,
 /// applies metadata and flushes. Records each staged root's inode in `units`.
+/// Returns the paths whose recorded owner could not be set (not root).
 /// On error the staging directories are removed and the install is untouched.
 pub fn stage(
     install: &Install,
@@ -200,7 +201,7 @@ pub fn stage(
     manifest: &Manifest,
     units: &mut [Unit],
     progress: &Progress,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let result = stage_inner(install, store, manifest, units, progress);
     if result.is_err() {
         let _ = remove_staging(install, units);
@@ -214,7 +215,7 @@ fn stage_inner(
     manifest: &Manifest,
     units: &mut [Unit],
     progress: &Progress,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     remove_staging(install, units)?;
     for root in staging_roots(install, units) {
         if let Some(parent) = root.parent() {
@@ -222,7 +223,8 @@ fn stage_inner(
         }
         fs::create_dir(&root).map_err(|e| Error::io("cannot create staging directory", &root, e))?;
     }
-    let root_user = fsx::is_root();
+    let owner = Owner::current();
+    let mut not_owned: Vec<String> = Vec::new();
     let mut dirs: Vec<(PathBuf, Entry)> = Vec::new();
     let mut buf = vec![0u8; CHUNK];
     let stop_after =
@@ -246,12 +248,17 @@ fn stage_inner(
                     .map_err(|err| Error::io("cannot create link", &dest, err))?;
             }
         }
-        apply_metadata(&dest, e, root_user)
+        if !apply_metadata(&dest, e, owner)? {
+            not_owned.push(e.path.clone());
+        }
+        Ok(())
     })?;
     // Directories last and deepest first: writing children changes a
     // directory's mtime, and a read-only mode would block them.
     for (dest, e) in dirs.iter().rev() {
-        apply_metadata(dest, e, root_user)?;
+        if !apply_metadata(dest, e, owner)? {
+            not_owned.push(e.path.clone());
+        }
     }
     for u in units.iter_mut() {
         if !u.in_snapshot {
@@ -268,7 +275,25 @@ fn stage_inner(
         let dir = fs::File::open(&root).map_err(|e| Error::io("cannot open", &root, e))?;
         rustix::fs::syncfs(&dir).map_err(|e| Error::io("cannot flush", &root, e.into()))?;
     }
-    Ok(())
+    Ok(not_owned)
+}
+
+/// Who this process is, for restoring owners.
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    root: bool,
+    uid: u32,
+    gid: u32,
+}
+
+impl Owner {
+    fn current() -> Self {
+        Owner {
+            root: fsx::is_root(),
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+        }
+    }
 }
 
 fn write_file(dest: &Path, content: &mut dyn Read, buf: &mut [u8]) -> Result<()> {
@@ -289,8 +314,10 @@ fn write_file(dest: &Path, content: &mut dyn Read, buf: &mut [u8]) -> Result<()>
     Ok(())
 }
 
-fn apply_metadata(dest: &Path, e: &Entry, root_user: bool) -> Result<()> {
-    if root_user {
+/// Sets owner (as root), mode and mtime; returns false when the recorded
+/// owner differs from ours and we are not root to set it.
+fn apply_metadata(dest: &Path, e: &Entry, owner: Owner) -> Result<bool> {
+    if owner.root {
         std::os::unix::fs::lchown(dest, Some(e.uid), Some(e.gid))
             .map_err(|err| Error::io("cannot set owner of", dest, err))?;
     }
@@ -298,7 +325,8 @@ fn apply_metadata(dest: &Path, e: &Entry, root_user: bool) -> Result<()> {
         fs::set_permissions(dest, Permissions::from_mode(e.mode))
             .map_err(|err| Error::io("cannot set mode of", dest, err))?;
     }
-    fsx::set_mtime_nofollow(dest, e.mtime).map_err(|err| Error::io("cannot set mtime of", dest, err))
+    fsx::set_mtime_nofollow(dest, e.mtime).map_err(|err| Error::io("cannot set mtime of", dest, err))?;
+    Ok(owner.root || (e.uid == owner.uid && e.gid == owner.gid))
 }
 
 /// Checks every staged object against the manifest: type, size, mode, mtime
@@ -389,6 +417,14 @@ fn exchange(staged: &Path, target: &Path) -> Result<()> {
         }
         Err(e) => Err(Error::io("cannot swap into place", target, e.into())),
     }
+}
+
+/// Staging directories present in the places a rollback uses. Called after
+/// [`recover`], so any found belong to no journal of this store.
+pub fn orphan_staging(install: &Install) -> Vec<PathBuf> {
+    let parents =
+        [install.dir.clone(), install.data.clone(), install.data.join("core"), install.data.join("scripts")];
+    parents.iter().map(|p| p.join(STAGING)).filter(|p| fs::symlink_metadata(p).is_ok()).collect()
 }
 
 /// Finishes or undoes a rollback that a killed run left behind. Returns a

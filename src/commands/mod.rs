@@ -14,6 +14,7 @@ use std::io::BufRead;
 
 use crate::context::{Ctx, Install};
 use crate::error::{Error, Result};
+use crate::fsx;
 use crate::lock::StoreLock;
 use crate::restore;
 use crate::store::Store;
@@ -28,6 +29,27 @@ pub fn begin_write(ctx: &mut Ctx, install: &Install, command: &str) -> Result<(S
     }
     for id in store.remove_incomplete()? {
         ctx.out.warn(format!("removed incomplete snapshot {id} left by an interrupted run"));
+    }
+    let config_tmp = fsx::temp_name(&install.config_path());
+    if config_tmp.exists() {
+        fsx::remove_any(&config_tmp)?;
+        ctx.out.warn(format!(
+            "removed {} left by an interrupted config edit; config.yml itself was never half-written",
+            config_tmp.display()
+        ));
+    }
+    let orphans = restore::orphan_staging(install);
+    if !orphans.is_empty() {
+        let list: Vec<String> = orphans.iter().map(|p| p.display().to_string()).collect();
+        return Err(Error::refused(
+            format!(
+                "found rollback staging directories that no journal in {} accounts for: {}",
+                store.root.display(),
+                list.join(", ")
+            ),
+            "a rollback run with another --store was interrupted: run bwguard with that store to finish it; \
+             if that store is gone, check their contents and remove them by hand",
+        ));
     }
     Ok((lock, store))
 }

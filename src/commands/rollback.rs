@@ -78,11 +78,23 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     };
     journal.write(&store)?;
     ctx.out.info("Restoring into staging and checking every file");
-    if let Err(e) = restore::stage(&install, &store, &manifest, &mut units, &Progress::hidden(bytes)) {
-        // Nothing in the install changed; drop what this run added.
-        let _ = Journal::remove(&store);
-        let _ = fsx::remove_any(&store.dir(&before.id));
-        return Err(e);
+    let not_owned = match restore::stage(&install, &store, &manifest, &mut units, &Progress::hidden(bytes)) {
+        Ok(list) => list,
+        Err(e) => {
+            // Nothing in the install changed; drop what this run added.
+            let _ = Journal::remove(&store);
+            let _ = fsx::remove_any(&store.dir(&before.id));
+            return Err(e);
+        }
+    };
+    if !not_owned.is_empty() {
+        let shown: Vec<&str> = not_owned.iter().take(5).map(String::as_str).collect();
+        ctx.out.warn(format!(
+            "not running as root: {} restored entries keep this user as owner instead of the recorded one \
+             (e.g. {}); run the rollback as root to restore owners",
+            not_owned.len(),
+            shown.join(", ")
+        ));
     }
     // From here the rollback only goes forward: the journal lets the next
     // run finish the swap if this one is killed.
@@ -114,6 +126,7 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
         "files": files,
         "bytes": bytes,
         "next_steps": steps,
+        "owners_not_restored": not_owned,
     }))
 }
 

@@ -69,6 +69,13 @@ pub fn run(ctx: &mut Ctx) -> Result<serde_json::Value> {
             j.id
         ));
     }
+    let orphans = if journal.is_none() { crate::restore::orphan_staging(&install) } else { Vec::new() };
+    for o in &orphans {
+        out.warn(format!(
+            "{} is left from a rollback that no journal in this store accounts for",
+            o.display()
+        ));
+    }
     if !incomplete.is_empty() {
         out.warn(format!(
             "incomplete snapshot(s) left by an interrupted run: {} (the next backup removes them)",
@@ -87,5 +94,6 @@ pub fn run(ctx: &mut Ctx) -> Result<serde_json::Value> {
         "free_bytes": {"data": free_data, "store": free_store},
         "interrupted_rollback": journal.map(|j| j.id),
         "incomplete_snapshots": incomplete,
+        "orphan_staging": orphans.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
     }))
 }
