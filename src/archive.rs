@@ -325,6 +325,7 @@ pub fn scan_reader(
 ) -> Result<ScanReport> {
     let id = manifest.id.as_str();
     let bad = |problem: String| Error::integrity(id, problem);
+    check_manifest(manifest)?;
     let raw = BufReader::with_capacity(CHUNK, HashReader { inner: file, hasher: Sha256::new(), count: 0 });
     let mut archive = tar::Archive::new(flate2::bufread::MultiGzDecoder::new(raw));
     let mut structure = Structure::new(manifest);
@@ -387,6 +388,28 @@ pub fn scan_reader(
         entries: seen,
         archive: Some(Digest256 { size: hr.count, sha256: hex(&hr.hasher.finalize()) }),
     })
+}
+
+/// Checks the manifest's own entries before any archive byte is read: every
+/// path plain and relative, inside a part, not through a link or a file,
+/// listed once, and every link pointing inside the install.
+pub fn check_manifest(manifest: &Manifest) -> Result<()> {
+    let bad = |problem: String| Error::integrity(&manifest.id, problem);
+    let mut structure = Structure::new(manifest);
+    for p in &manifest.parts {
+        check_rel_path(&p.path).map_err(bad)?;
+    }
+    for e in &manifest.entries {
+        check_rel_path(&e.path).map_err(bad)?;
+        structure.admit(e).map_err(bad)?;
+        if e.kind == EntryType::Symlink {
+            check_link_target(&e.path, e.target.as_deref().unwrap_or_default()).map_err(bad)?;
+        }
+        if (e.kind == EntryType::File) != e.sha256.is_some() {
+            return Err(bad(format!("{}: a file needs a SHA-256, and only a file", e.path)));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a tar header against its manifest entry.

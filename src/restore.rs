@@ -227,9 +227,9 @@ fn stage_inner(
     let mut not_owned: Vec<String> = Vec::new();
     let mut dirs: Vec<(PathBuf, Entry)> = Vec::new();
     let mut buf = vec![0u8; CHUNK];
-    let stop_after =
-        manifest.entries.iter().rposition(|e| units.iter().any(|u| u.contains(&e.path))).map(|i| i + 1);
-    archive::scan(&store.dir(&manifest.id).join(ARCHIVE), manifest, stop_after, progress, |e, content| {
+    // Read to the end even when the last selected entry comes early: an
+    // archive that disagrees with its manifest anywhere is not restored.
+    archive::scan(&store.dir(&manifest.id).join(ARCHIVE), manifest, None, progress, |e, content| {
         let Some(unit) = units.iter().find(|u| u.contains(&e.path)) else {
             return Ok(());
         };

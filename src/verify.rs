@@ -20,6 +20,7 @@ use crate::progress::Progress;
 pub fn check_files(dir: &Path, manifest: &Manifest, deep: bool, progress: &Progress) -> Result<()> {
     let id = manifest.id.as_str();
     let bad = |p: String| Error::integrity(id, p);
+    archive::check_manifest(manifest)?;
     let read_small = |name: &str| -> Result<String> {
         std::fs::read_to_string(dir.join(name)).map_err(|e| bad(format!("{name} cannot be read: {e}")))
     };
