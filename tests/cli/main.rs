@@ -5,5 +5,6 @@
 mod support;
 
 mod config_edits;
+mod crash;
 mod hostile;
 mod roundtrip;
