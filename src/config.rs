@@ -444,6 +444,10 @@ pub fn canonical_value(key: &str, ty: KeyType, value: &str) -> Result<String, Co
             _ => Err(wrong(PORT_FORMS)),
         },
         KeyType::Text if value.chars().any(bad_char) => Err(wrong(TEXT_FORMS)),
+        // Setup marks the URL "(Required)": an empty one breaks the install.
+        KeyType::Text if key == "url" && v.is_empty() => {
+            Err(wrong("a non-empty URL like https://vault.example.com"))
+        }
         KeyType::Text => Ok(value.to_string()),
         KeyType::List if v.is_empty() => Ok(String::new()),
         KeyType::List => {

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::cli::{EditArgs, SetArgs};
 use crate::commands::backup::{live_warning, summary};
 use crate::commands::begin_write;
-use crate::config::{self, Config, Edit};
+use crate::config::{self, Config, ConfigError, Edit};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::fsx::{self, Ownership};
@@ -35,8 +35,20 @@ fn edit(ctx: &mut Ctx, key: &str, value: &str, args: &EditArgs, reason: &str) ->
     let config_err = |source| Error::Config { path: path.clone(), source };
     // Plan before locking so a refused edit costs nothing; planned again
     // under the lock below against the bytes that the snapshot holds.
+    if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+        return Err(Error::refused(
+            format!("{} is not a regular file", path.display()),
+            "bwguard edits and restores config.yml as a plain file; is --bwdata the Bitwarden data directory?",
+        ));
+    }
     let original = read_config(&path)?;
-    let planned = config::plan_set(&original, key, value, args.add_missing).map_err(config_err)?;
+    let planned = match config::plan_set(&original, key, value, args.add_missing) {
+        // Setup's default for a missing enable_scim is false: already off.
+        Err(ConfigError::MissingKey { .. }) if key == "enable_scim" && value == "false" => {
+            Edit::Unchanged { key: key.into(), value: "false (absent, which Setup reads as false)".into() }
+        }
+        other => other.map_err(config_err)?,
+    };
     if let Edit::Unchanged { value, .. } = &planned {
         ctx.out.result(format!("{key} is already {value} in {}: nothing to do", path.display()));
         return Ok(json!({"key": key, "value": value, "changed": false, "snapshot": null}));

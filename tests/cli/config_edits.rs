@@ -629,3 +629,20 @@ fn the_scim_warning_is_on_stderr_in_json_mode_too() {
     assert_eq!(doc["warnings"].as_array().map(Vec::len), Some(1), "{doc}");
     assert!(r.stderr.contains("generate_compose_config"), "stderr:\n{}", r.stderr);
 }
+
+#[test]
+fn disable_scim_on_a_file_without_the_key_is_nothing_to_do() {
+    // Setup reads a missing enable_scim as false: SCIM is already off.
+    let env = env_with(OLD);
+    let before = file_state(&env);
+    env.run(&["disable-scim"]).ok().says("nothing to do");
+    assert_eq!(file_state(&env), before);
+    assert_no_snapshot(&env);
+}
+
+#[test]
+fn an_empty_url_is_refused() {
+    // Setup marks url "(Required)".
+    let (_, err) = assert_refused(CUR, &["set", "url", ""], "wrong-type");
+    assert!(err["message"].as_str().unwrap().contains("url"));
+}
