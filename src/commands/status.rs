@@ -31,6 +31,8 @@ pub fn run(ctx: &mut Ctx) -> Result<serde_json::Value> {
         },
         Err(e) => format!("config.yml unreadable: {e}"),
     };
+    let scan = crate::live::scan(&crate::preflight::database_dir(&install), std::path::Path::new("/proc"));
+    let open = !scan.holders.is_empty();
     let listed = store.list()?;
     let newest = listed.iter().find_map(|l| l.manifest.as_ref().ok());
     let journal = Journal::read(&store).ok().flatten();
@@ -48,6 +50,16 @@ pub fn run(ctx: &mut Ctx) -> Result<serde_json::Value> {
     ));
     out.result(format!("enable_scim  {scim}"));
     out.result(format!("database     {}", info.database));
+    out.result(format!(
+        "db files     {}",
+        if open {
+            format!("OPEN: {} (stop Bitwarden before a backup or rollback)", scan.describe())
+        } else if scan.unreadable > 0 {
+            "not open by any process this user can see (run as root to check all)".to_string()
+        } else {
+            "closed".to_string()
+        }
+    ));
     out.result(format!("store        {} ({} snapshots)", store.root.display(), listed.len()));
     match newest {
         Some(m) => out.result(format!(
@@ -88,6 +100,8 @@ pub fn run(ctx: &mut Ctx) -> Result<serde_json::Value> {
         "bitwarden": info,
         "enable_scim": config.as_ref().ok().and_then(|c| c.bool_value("enable_scim")),
         "database": info.database,
+        "database_files_open": open,
+        "database_holders": scan.holders.iter().map(|h| json!({"pid": h.pid, "command": h.command, "file": h.file})).collect::<Vec<_>>(),
         "store": store.root.display().to_string(),
         "snapshots": listed.len(),
         "newest": newest.map(|m| json!({"id": m.id, "created": m.created, "reason": m.reason, "age_seconds": age(m, ctx.now)})),

@@ -7,4 +7,5 @@ mod support;
 mod config_edits;
 mod crash;
 mod hostile;
+mod live;
 mod roundtrip;
