@@ -41,13 +41,11 @@ impl Install {
                 }
                 p
             }
-            None => DATA_DIR_NAMES.iter().map(|n| cwd.join(n)).find(|p| p.is_dir()).ok_or_else(|| {
-                Error::Usage(format!(
-                    "no Bitwarden data directory here: neither {} nor {} exists",
-                    cwd.join(DATA_DIR_NAMES[0]).display(),
-                    cwd.join(DATA_DIR_NAMES[1]).display()
-                ))
-            })?,
+            None => DATA_DIR_NAMES
+                .iter()
+                .map(|n| cwd.join(n))
+                .find(|p| p.is_dir())
+                .ok_or_else(|| Error::NoDataDirHere(cwd.to_path_buf()))?,
         };
         let data = data.canonicalize().map_err(|e| Error::io("cannot resolve", &data, e))?;
         let (Some(dir), Some(name)) = (data.parent(), data.file_name()) else {

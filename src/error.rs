@@ -43,9 +43,12 @@ pub enum Error {
     /// Bad command-line usage that clap could not catch.
     #[error("{0}")]
     Usage(String),
-    /// Neither `./bwdata` nor `./.bwdata` exists, or `--bwdata` names nothing.
+    /// `--bwdata` names nothing.
     #[error("no Bitwarden data directory at {}", .0.display())]
     NoDataDir(PathBuf),
+    /// Neither `./bwdata` nor `./.bwdata` exists in this directory.
+    #[error("no Bitwarden data directory here: neither {} nor {} exists", .0.join("bwdata").display(), .0.join(".bwdata").display())]
+    NoDataDirHere(PathBuf),
     /// The store would live inside the data directory.
     #[error("the snapshot store {} is inside the data directory {}", store.display(), data.display())]
     StoreInsideData { store: PathBuf, data: PathBuf },
@@ -96,7 +99,10 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Io { .. } | Error::Failed { .. } => Exit::Failed,
-            Error::Usage(_) | Error::NoDataDir(_) | Error::NoSuchSnapshot { .. } => Exit::Usage,
+            Error::Usage(_)
+            | Error::NoDataDir(_)
+            | Error::NoDataDirHere(_)
+            | Error::NoSuchSnapshot { .. } => Exit::Usage,
             Error::Integrity { .. } => Exit::Integrity,
             Error::Busy { .. } => Exit::Busy,
             Error::StoreInsideData { .. }
@@ -112,7 +118,7 @@ impl Error {
             Error::Io { source, .. } if is_disk_full(source) => "disk-full",
             Error::Io { .. } => "io",
             Error::Usage(_) => "usage",
-            Error::NoDataDir(_) => "no-data-dir",
+            Error::NoDataDir(_) | Error::NoDataDirHere(_) => "no-data-dir",
             Error::StoreInsideData { .. } => "store-inside-data",
             Error::NoSuchSnapshot { .. } => "no-such-snapshot",
             Error::NoSnapshots(_) => "no-snapshots",
@@ -127,16 +133,16 @@ impl Error {
     /// What the user can do about it, if there is something to say.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Io { source, .. } if is_disk_full(source) => Some(
-                "free some space (or choose another --store) and run the command again; \
-                 partial files were removed"
-                    .into(),
-            ),
+            Error::Io { source, path, .. } if is_disk_full(source) => Some(format!(
+                "free some space on the filesystem holding {} and run the command again; \
+                 bwguard removed the partial files it had written",
+                path.display()
+            )),
             Error::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
                 Some("run bwguard as the owner of the install, or as root".into())
             }
             Error::Io { .. } | Error::Usage(_) => None,
-            Error::NoDataDir(_) => Some(
+            Error::NoDataDir(_) | Error::NoDataDirHere(_) => Some(
                 "run bwguard from the directory that holds bitwarden.sh and bwdata/, \
                  or pass --bwdata PATH"
                     .into(),

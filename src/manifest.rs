@@ -146,7 +146,7 @@ pub struct Entry {
 impl Manifest {
     /// Total bytes of file content.
     pub fn content_size(&self) -> u64 {
-        self.entries.iter().map(|e| e.size).sum()
+        self.entries.iter().fold(0u64, |acc, e| acc.saturating_add(e.size))
     }
 
     /// Parses a manifest, refusing formats this build does not know.

@@ -91,7 +91,7 @@ pub fn room(needs: &[Need]) -> Result<()> {
     for n in needs {
         let dev = fsx::device_of(&n.path)?;
         let e = by_dev.entry(dev).or_default();
-        e.0 += n.bytes;
+        e.0 = e.0.saturating_add(n.bytes);
         e.1.push(n);
     }
     for (total, list) in by_dev.values() {
@@ -114,12 +114,31 @@ pub fn room(needs: &[Need]) -> Result<()> {
     Ok(())
 }
 
-/// A safe upper bound of the archive size for `content` bytes in `entries`
-/// entries: tar adds a 512-byte header (two with a long name) and pads each
-/// file to 512 bytes; deflate never grows data by more than 5 bytes per
-/// 16 KiB stored block, plus member headers and the end of the archive.
-pub fn archive_bound(content: u64, entries: u64) -> u64 {
-    content + entries * 1536 + content / 16384 * 5 + (1 << 20)
+/// A safe upper bound of a snapshot's size for `content` bytes in `entries`
+/// entries whose paths add up to `path_bytes`: tar adds a 512-byte header
+/// (two with a long name) and pads each file to 512 bytes; deflate never
+/// grows data by more than 5 bytes per 16 KiB stored block, plus gzip
+/// member framing; `SHA256SUMS` and `manifest.json` repeat every path with
+/// a digest and a few hundred bytes of fields; each file of the snapshot
+/// may take a block more than its bytes.
+pub fn archive_bound(content: u64, entries: u64, path_bytes: u64) -> u64 {
+    let tar = content.saturating_add(entries.saturating_mul(1536));
+    let deflate = content / 16384 * 5 + content / (256 << 10) * 32;
+    let metadata = entries.saturating_mul(512).saturating_add(path_bytes.saturating_mul(3));
+    tar.saturating_add(deflate).saturating_add(metadata).saturating_add(1 << 20)
+}
+
+/// [`archive_bound`] for the objects a snapshot will hold.
+pub fn snapshot_bound(sources: &[crate::archive::Source]) -> u64 {
+    let content =
+        sources.iter().filter(|s| s.meta.is_file()).fold(0u64, |a, s| a.saturating_add(s.meta.len()));
+    let paths = sources.iter().map(|s| s.rel.len() as u64).sum();
+    archive_bound(content, sources.len() as u64, paths)
+}
+
+/// Bytes a file of `size` takes on disk at most: rounded up to 4 KiB blocks.
+pub fn on_disk(size: u64) -> u64 {
+    size.saturating_add(4095) & !4095
 }
 
 /// The nearest existing directory at or above `p`.
@@ -137,7 +156,7 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
         std::io::Write::write_all(&mut gz, &data).unwrap();
         let out = gz.finish().unwrap();
-        assert!((out.len() as u64) < archive_bound(data.len() as u64, 1));
+        assert!((out.len() as u64) < archive_bound(data.len() as u64, 1, 10));
     }
 
     #[test]

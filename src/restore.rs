@@ -188,7 +188,7 @@ pub fn units_size(manifest: &Manifest, units: &[Unit]) -> (usize, u64) {
         .entries
         .iter()
         .filter(|e| units.iter().any(|u| u.contains(&e.path)))
-        .fold((0, 0), |(n, b), e| (n + 1, b + e.size))
+        .fold((0, 0u64), |(n, b), e| (n + 1, b.saturating_add(crate::preflight::on_disk(e.size))))
 }
 
 /// Extracts the selected entries of the snapshot into staging, checks them,

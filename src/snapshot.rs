@@ -58,10 +58,9 @@ impl Request {
 /// filesystem has no room for the archive's upper bound.
 pub fn take(install: &Install, store: &Store, req: &Request, now: DateTime<Utc>) -> Result<Manifest> {
     let (parts, sources) = scope::collect(install, &req.scope)?;
-    let content: u64 = sources.iter().filter(|s| s.meta.is_file()).map(|s| s.meta.len()).sum();
     preflight::room(&[Need {
         path: preflight::existing_ancestor(&store.root),
-        bytes: preflight::archive_bound(content, sources.len() as u64),
+        bytes: preflight::snapshot_bound(&sources),
         what: "the snapshot archive".into(),
     }])?;
     let open_at_start = preflight::database_files(install, req.live, "a snapshot")?;

@@ -135,11 +135,10 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
 fn room_needs(install: &Install, store: &Store, units: &[Unit], staged_bytes: u64) -> Result<Vec<Need>> {
     let rels: Vec<String> = units.iter().map(|u| u.rel.clone()).collect();
     let (_, sources) = scope::collect(install, &Scope::Parts(rels))?;
-    let current: u64 = sources.iter().filter(|s| s.meta.is_file()).map(|s| s.meta.len()).sum();
     Ok(vec![
         Need {
             path: preflight::existing_ancestor(&store.root),
-            bytes: preflight::archive_bound(current, sources.len() as u64),
+            bytes: preflight::snapshot_bound(&sources),
             what: "the snapshot of the current state".into(),
         },
         Need { path: install.data.clone(), bytes: staged_bytes, what: "the staged copy".into() },
