@@ -14,6 +14,7 @@ use std::fs::{self, File, Metadata};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use sha2::{Digest, Sha256};
 
@@ -44,38 +45,6 @@ pub struct Digest256 {
     pub sha256: String,
 }
 
-/// A writer that hashes and counts what passes through it.
-pub struct HashWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    count: u64,
-}
-
-impl<W: Write> HashWriter<W> {
-    /// Wraps `inner`.
-    pub fn new(inner: W) -> Self {
-        HashWriter { inner, hasher: Sha256::new(), count: 0 }
-    }
-
-    /// The inner writer and the digest of everything written.
-    pub fn finish(self) -> (W, Digest256) {
-        (self.inner, Digest256 { size: self.count, sha256: hex(&self.hasher.finalize()) })
-    }
-}
-
-impl<W: Write> Write for HashWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Reads exactly `len` bytes of a source file in large chunks, hashing them.
 /// A file that ends early is an error, since the archive header already
 /// promised `len` bytes, unless `tolerate` (a live copy): then the rest is
@@ -90,6 +59,8 @@ struct SourceReader<'a> {
     progress: &'a Progress,
     tolerate: bool,
     short: bool,
+    /// Why reading the source failed, to tell it from a failed write.
+    error: Option<io::Error>,
 }
 
 impl SourceReader<'_> {
@@ -125,7 +96,11 @@ impl Read for SourceReader<'_> {
             }
             let want = self.left.min(CHUNK as u64) as usize;
             self.buf.resize(want, 0);
-            self.fill()?;
+            if let Err(e) = self.fill() {
+                let copy = io::Error::new(e.kind(), e.to_string());
+                self.error = Some(e);
+                return Err(copy);
+            }
             self.hasher.update(&self.buf);
             self.progress.add(want as u64);
             self.left -= want as u64;
@@ -146,11 +121,12 @@ pub fn append_sources<W: Write>(
     sources: &[Source],
     progress: &Progress,
     live: bool,
+    archive: &Path,
 ) -> Result<(Vec<Entry>, Vec<String>)> {
     let mut entries = Vec::with_capacity(sources.len());
     let mut changed = Vec::new();
     for s in sources {
-        let (entry, was_changed) = append_one(builder, s, progress, live)?;
+        let (entry, was_changed) = append_one(builder, s, progress, live, archive)?;
         if was_changed {
             changed.push(entry.path.clone());
         }
@@ -164,6 +140,7 @@ fn append_one<W: Write>(
     s: &Source,
     progress: &Progress,
     live: bool,
+    archive: &Path,
 ) -> Result<(Entry, bool)> {
     let meta = &s.meta;
     let mut header = tar::Header::new_gnu();
@@ -183,7 +160,7 @@ fn append_one<W: Write>(
         mtime: meta.mtime().max(0),
     };
     let ft = meta.file_type();
-    let write_err = |e: io::Error| Error::io("cannot write archive entry", &s.abs, e);
+    let write_err = |e: io::Error| Error::io("cannot write", archive, e);
     if ft.is_symlink() {
         let target = fs::read_link(&s.abs).map_err(|e| Error::io("cannot read link", &s.abs, e))?;
         header.set_entry_type(tar::EntryType::Symlink);
@@ -211,11 +188,13 @@ fn append_one<W: Write>(
             progress,
             tolerate: live,
             short: false,
+            error: None,
         };
-        builder.append_data(&mut header, &s.rel, &mut reader).map_err(|e| Error::Failed {
-            message: format!("cannot archive {}: {e}", s.abs.display()),
-            hint: None,
-        })?;
+        let appended = builder.append_data(&mut header, &s.rel, &mut reader);
+        if let Some(e) = reader.error.take() {
+            return Err(Error::io("cannot read", &s.abs, e));
+        }
+        appended.map_err(write_err)?;
         let after = reader.file.metadata().map_err(|e| Error::io("cannot read", &s.abs, e))?;
         let changed = reader.short
             || after.len() != len
@@ -315,19 +294,115 @@ pub fn scan(
     scan_reader(file, manifest, stop_after, progress, on_entry)
 }
 
-/// [`scan`] over any reader of archive bytes.
-pub fn scan_reader(
-    file: impl Read,
+/// [`scan`] over any reader of archive bytes. A second thread reads,
+/// hashes and decompresses the archive while this one checks entries and
+/// hands them to `on_entry`, so decompression overlaps hashing and writing.
+pub fn scan_reader<R: Read + Send>(
+    reader: R,
+    manifest: &Manifest,
+    stop_after: Option<usize>,
+    progress: &Progress,
+    on_entry: impl FnMut(&Entry, &mut Content<'_>) -> Result<()>,
+) -> Result<ScanReport> {
+    check_manifest(manifest)?;
+    std::thread::scope(|s| {
+        let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(4);
+        let decoder = s.spawn(move || decode(reader, &tx));
+        let seen = check_stream(
+            ChannelReader { rx, buf: Vec::new(), pos: 0 },
+            manifest,
+            stop_after,
+            progress,
+            on_entry,
+        );
+        let raw =
+            decoder.join().map_err(|_| Error::integrity(&manifest.id, "the decompression thread panicked"));
+        let seen = seen?;
+        if stop_after.is_some_and(|n| n < manifest.entries.len()) {
+            return Ok(ScanReport { entries: seen, archive: None });
+        }
+        let raw =
+            raw?.map_err(|e| Error::integrity(&manifest.id, format!("archive unreadable at its end: {e}")))?;
+        Ok(ScanReport { entries: seen, archive: Some(raw) })
+    })
+}
+
+/// Reads, hashes and decompresses the raw archive, sending the decompressed
+/// bytes in chunks; returns the raw digest once every gzip member ended
+/// with a good trailer and nothing followed the last one.
+fn decode<R: Read>(reader: R, tx: &SyncSender<io::Result<Vec<u8>>>) -> io::Result<Digest256> {
+    let raw = BufReader::with_capacity(CHUNK, HashReader { inner: reader, hasher: Sha256::new(), count: 0 });
+    let mut gz = flate2::bufread::MultiGzDecoder::new(raw);
+    loop {
+        let mut chunk = vec![0u8; CHUNK];
+        let mut got = 0;
+        while got < chunk.len() {
+            match gz.read(&mut chunk[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let msg = e.to_string();
+                    let _ = tx.send(Err(e));
+                    return Err(io::Error::other(msg));
+                }
+            }
+        }
+        if got == 0 {
+            break;
+        }
+        chunk.truncate(got);
+        if tx.send(Ok(chunk)).is_err() {
+            return Err(io::Error::other("the reader stopped early"));
+        }
+    }
+    let mut raw = gz.into_inner();
+    if !raw.fill_buf()?.is_empty() {
+        let e = io::Error::other("archive has bytes after its last gzip member");
+        let _ = tx.send(Err(io::Error::other(e.to_string())));
+        return Err(e);
+    }
+    let hr = raw.into_inner();
+    Ok(Digest256 { size: hr.count, sha256: hex(&hr.hasher.finalize()) })
+}
+
+/// The decompressed stream as a `Read`, fed by [`decode`].
+struct ChannelReader {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.buf.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.buf = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Checks the decompressed tar stream entry by entry against the manifest.
+fn check_stream(
+    stream: ChannelReader,
     manifest: &Manifest,
     stop_after: Option<usize>,
     progress: &Progress,
     mut on_entry: impl FnMut(&Entry, &mut Content<'_>) -> Result<()>,
-) -> Result<ScanReport> {
+) -> Result<usize> {
     let id = manifest.id.as_str();
     let bad = |problem: String| Error::integrity(id, problem);
-    check_manifest(manifest)?;
-    let raw = BufReader::with_capacity(CHUNK, HashReader { inner: file, hasher: Sha256::new(), count: 0 });
-    let mut archive = tar::Archive::new(flate2::bufread::MultiGzDecoder::new(raw));
+    let mut archive = tar::Archive::new(stream);
     let mut structure = Structure::new(manifest);
     let want = stop_after.unwrap_or(manifest.entries.len()).min(manifest.entries.len());
     let mut seen = 0;
@@ -354,8 +429,8 @@ pub fn scan_reader(
                 .map_err(|e| bad(format!("archive unreadable in {}: {e}", expected.path)))?;
             check_content(expected, content.count, &hex(&content.hasher.finalize())).map_err(&bad)?;
             seen += 1;
-            if seen == want && stop_after.is_some() {
-                return Ok(ScanReport { entries: seen, archive: None });
+            if seen == want && stop_after.is_some_and(|n| n < manifest.entries.len()) {
+                return Ok(seen);
             }
         }
     }
@@ -366,12 +441,12 @@ pub fn scan_reader(
             manifest.entries[seen].path
         )));
     }
-    // The tar end marker was read; what follows must be zero padding, every
-    // gzip member must end with a good trailer, and nothing may follow.
-    let mut gz = archive.into_inner();
+    // The tar end marker was read; what follows must be zero padding, and
+    // the decompressor must reach the end of the last member cleanly.
+    let mut rest = archive.into_inner();
     let mut tail = vec![0u8; 64 * 1024];
     loop {
-        let n = gz.read(&mut tail).map_err(|e| bad(format!("archive unreadable at its end: {e}")))?;
+        let n = rest.read(&mut tail).map_err(|e| bad(format!("archive unreadable at its end: {e}")))?;
         if n == 0 {
             break;
         }
@@ -379,15 +454,7 @@ pub fn scan_reader(
             return Err(bad("archive has data after its end".into()));
         }
     }
-    let mut raw = gz.into_inner();
-    if !raw.fill_buf().map_err(|e| bad(format!("archive unreadable at its end: {e}")))?.is_empty() {
-        return Err(bad("archive has bytes after its last gzip member".into()));
-    }
-    let hr = raw.into_inner();
-    Ok(ScanReport {
-        entries: seen,
-        archive: Some(Digest256 { size: hr.count, sha256: hex(&hr.hasher.finalize()) }),
-    })
+    Ok(seen)
 }
 
 /// Checks the manifest's own entries before any archive byte is read: every

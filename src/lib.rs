@@ -13,6 +13,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod fsx;
+pub mod gz;
 pub mod live;
 pub mod lock;
 pub mod manifest;

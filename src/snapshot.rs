@@ -7,16 +7,17 @@
 //! snapshot and is removed by the next writing run.
 
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::archive::{self, HashWriter};
+use crate::archive;
 use crate::bitwarden;
 use crate::context::Install;
 use crate::error::{Error, Result};
 use crate::fsx;
+use crate::gz::{self, ParallelGz};
 use crate::manifest::{
     ARCHIVE, ARCHIVE_SUM, ArchiveInfo, Compression, FORMAT, MANIFEST, Manifest, SUMS, render_archive_sum,
     render_sums,
@@ -87,14 +88,13 @@ fn write_snapshot(
     let progress = Progress::hidden(total);
     let archive_path = dir.join(ARCHIVE);
     let file = fsx::create_private_file(&archive_path)?;
-    let sink = HashWriter::new(BufWriter::with_capacity(archive::CHUNK, file));
-    let gz = flate2::write::GzEncoder::new(sink, flate2::Compression::new(req.level));
+    let gz = ParallelGz::new(file, req.level, gz::default_workers());
     let mut builder = tar::Builder::new(gz);
-    let (entries, changed) = archive::append_sources(&mut builder, sources, &progress, req.live)?;
+    let (entries, changed) =
+        archive::append_sources(&mut builder, sources, &progress, req.live, &archive_path)?;
     let write_err = |e: std::io::Error| Error::io("cannot write", &archive_path, e);
     let gz = builder.into_inner().map_err(write_err)?;
-    let (buffered, digest) = gz.finish().map_err(write_err)?.finish();
-    let file = buffered.into_inner().map_err(|e| write_err(e.into_error()))?;
+    let (file, digest) = gz.finish().map_err(write_err)?;
     file.sync_all().map_err(write_err)?;
     drop_cache(&file);
     drop(file);

@@ -1,0 +1,285 @@
+//! Parallel gzip: the archive stream is cut into blocks that worker threads
+//! compress on all cores, each into a complete gzip member; a writer thread
+//! puts the members in order into the file while hashing them. The result
+//! is standard multi-member gzip that GNU tar, gzip and flate2's
+//! `MultiGzDecoder` read.
+//!
+//! Invariants:
+//! - Members are written in block order, each exactly once.
+//! - Every member is decompressed again in memory by the worker that made
+//!   it and compared with its input before it is handed to the writer, so
+//!   a compressor fault cannot produce an archive that does not restore.
+//! - Memory is bounded: at most `2 × workers` blocks wait for a worker and
+//!   `2 × workers` members wait for the writer.
+//! - All-zero blocks (the unused tail of a database file) are not
+//!   compressed again: each worker keeps the member for a zero block.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use flate2::Compression;
+use sha2::{Digest, Sha256};
+
+use crate::archive::Digest256;
+use crate::manifest::hex;
+
+/// Uncompressed bytes per gzip member.
+pub const BLOCK: usize = 1 << 20;
+
+type Job = (u64, Vec<u8>);
+type Done = (u64, Arc<Vec<u8>>);
+
+/// A `Write` that compresses on `workers` threads into `file`.
+pub struct ParallelGz {
+    block: Vec<u8>,
+    seq: u64,
+    jobs: Option<SyncSender<Job>>,
+    workers: Vec<JoinHandle<io::Result<()>>>,
+    writer: Option<JoinHandle<io::Result<(File, Digest256)>>>,
+}
+
+/// The number of worker threads to use: one per available core.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+impl ParallelGz {
+    /// Starts the workers and the writer for `file` at deflate `level`.
+    pub fn new(file: File, level: u32, workers: usize) -> Self {
+        let workers = workers.max(1);
+        let (job_tx, job_rx) = sync_channel::<Job>(workers * 2);
+        let (done_tx, done_rx) = sync_channel::<Done>(workers * 2);
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let handles = (0..workers)
+            .map(|_| {
+                let rx = Arc::clone(&job_rx);
+                let tx = done_tx.clone();
+                std::thread::spawn(move || compress_loop(&rx, &tx, level))
+            })
+            .collect();
+        drop(done_tx);
+        let writer = std::thread::spawn(move || write_loop(file, &done_rx));
+        ParallelGz {
+            block: Vec::with_capacity(BLOCK),
+            seq: 0,
+            jobs: Some(job_tx),
+            workers: handles,
+            writer: Some(writer),
+        }
+    }
+
+    fn send_block(&mut self) -> io::Result<()> {
+        let block = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK));
+        let sent = self.jobs.as_ref().map(|tx| tx.send((self.seq, block)));
+        self.seq += 1;
+        match sent {
+            Some(Ok(())) => Ok(()),
+            // A worker or the writer stopped: its error is reported by finish.
+            _ => Err(self.stop()),
+        }
+    }
+
+    /// Stops everything and returns the first error a thread met.
+    fn stop(&mut self) -> io::Error {
+        self.jobs = None;
+        let mut first = None;
+        for w in self.workers.drain(..) {
+            if let Ok(Err(e)) = w.join() {
+                first.get_or_insert(e);
+            }
+        }
+        if let Some(w) = self.writer.take()
+            && let Ok(Err(e)) = w.join()
+        {
+            first.get_or_insert(e);
+        }
+        first.unwrap_or_else(|| io::Error::other("the compression threads stopped"))
+    }
+
+    /// Compresses what is left, waits for every member to be written, and
+    /// returns the file and the digest of everything written to it.
+    pub fn finish(mut self) -> io::Result<(File, Digest256)> {
+        // Even an empty stream becomes one (empty) gzip member: valid gzip.
+        if !self.block.is_empty() || self.seq == 0 {
+            self.send_block()?;
+        }
+        self.jobs = None;
+        let mut first = None;
+        for w in self.workers.drain(..) {
+            match w.join() {
+                Ok(Err(e)) => {
+                    first.get_or_insert(e);
+                }
+                Err(_) => {
+                    first.get_or_insert(io::Error::other("a compression thread panicked"));
+                }
+                Ok(Ok(())) => {}
+            }
+        }
+        let written = match self.writer.take().map(|w| w.join()) {
+            Some(Ok(r)) => r,
+            _ => Err(io::Error::other("the archive writer thread panicked")),
+        };
+        match first {
+            Some(e) => Err(e),
+            None => written,
+        }
+    }
+}
+
+impl Write for ParallelGz {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(BLOCK - self.block.len());
+        self.block.extend_from_slice(&buf[..n]);
+        if self.block.len() == BLOCK {
+            self.send_block()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ParallelGz {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            let _ = self.stop();
+        }
+    }
+}
+
+fn compress_loop(rx: &Mutex<Receiver<Job>>, tx: &SyncSender<Done>, level: u32) -> io::Result<()> {
+    let mut zero_members: HashMap<usize, Arc<Vec<u8>>> = HashMap::new();
+    let mut check = vec![0u8; 64 << 10];
+    loop {
+        let job = match rx.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return Ok(()),
+        };
+        let Ok((seq, block)) = job else { return Ok(()) };
+        let member = if is_zero(&block) {
+            match zero_members.get(&block.len()) {
+                Some(m) => Arc::clone(m),
+                None => {
+                    let m = Arc::new(compress_checked(&block, level, &mut check)?);
+                    zero_members.insert(block.len(), Arc::clone(&m));
+                    m
+                }
+            }
+        } else {
+            Arc::new(compress_checked(&block, level, &mut check)?)
+        };
+        if tx.send((seq, member)).is_err() {
+            // The writer stopped; it reports why.
+            return Ok(());
+        }
+    }
+}
+
+/// One gzip member of `block`, decompressed again and compared with it.
+fn compress_checked(block: &[u8], level: u32, check: &mut [u8]) -> io::Result<Vec<u8>> {
+    let mut enc =
+        flate2::write::GzEncoder::new(Vec::with_capacity(block.len() / 2 + 64), Compression::new(level));
+    enc.write_all(block)?;
+    let member = enc.finish()?;
+    let mut dec = flate2::read::GzDecoder::new(member.as_slice());
+    let mut at = 0;
+    loop {
+        let n = dec.read(check)?;
+        if n == 0 {
+            break;
+        }
+        if block.get(at..at + n) != Some(&check[..n]) {
+            return Err(io::Error::other(
+                "the compressor produced data that does not decompress to its input",
+            ));
+        }
+        at += n;
+    }
+    if at != block.len() {
+        return Err(io::Error::other("the compressor produced a short member"));
+    }
+    Ok(member)
+}
+
+fn is_zero(block: &[u8]) -> bool {
+    let (chunks, rest) = block.as_chunks::<16>();
+    chunks.iter().all(|c| u128::from_ne_bytes(*c) == 0) && rest.iter().all(|&b| b == 0)
+}
+
+fn write_loop(mut file: File, rx: &Receiver<Done>) -> io::Result<(File, Digest256)> {
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut next = 0u64;
+    let mut waiting: BTreeMap<u64, Arc<Vec<u8>>> = BTreeMap::new();
+    for (seq, member) in rx {
+        waiting.insert(seq, member);
+        while let Some(member) = waiting.remove(&next) {
+            file.write_all(&member)?;
+            hasher.update(member.as_slice());
+            size += member.len() as u64;
+            next += 1;
+        }
+    }
+    if !waiting.is_empty() {
+        return Err(io::Error::other("a compressed block went missing"));
+    }
+    Ok((file, Digest256 { size, sha256: hex(&hasher.finalize()) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(data: &[u8], workers: usize) -> Vec<u8> {
+        let t = tempfile::tempfile().unwrap();
+        let mut gz = ParallelGz::new(t, 6, workers);
+        for chunk in data.chunks(7919) {
+            gz.write_all(chunk).unwrap();
+        }
+        let (mut file, digest) = gz.finish().unwrap();
+        use std::io::Seek;
+        file.rewind().unwrap();
+        let mut raw = Vec::new();
+        file.read_to_end(&mut raw).unwrap();
+        assert_eq!(digest.size, raw.len() as u64);
+        assert_eq!(digest.sha256, hex(&Sha256::digest(&raw)));
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(raw.as_slice()).read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn members_come_back_in_order_as_one_stream() {
+        let mut data = Vec::new();
+        for i in 0..(3 * BLOCK + 12345) {
+            data.push((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) as u8 & 0x3f);
+        }
+        data.extend(std::iter::repeat_n(0u8, 2 * BLOCK + 17));
+        for workers in [1, 2, 4] {
+            assert_eq!(roundtrip(&data, workers), data);
+        }
+    }
+
+    #[test]
+    fn an_empty_stream_is_one_empty_member() {
+        assert!(roundtrip(&[], 2).is_empty());
+    }
+
+    #[test]
+    fn zero_blocks_are_recognised() {
+        assert!(is_zero(&[0u8; 100]));
+        let mut b = vec![0u8; 100];
+        b[99] = 1;
+        assert!(!is_zero(&b));
+        b[99] = 0;
+        b[3] = 1;
+        assert!(!is_zero(&b));
+    }
+}
