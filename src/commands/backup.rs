@@ -26,6 +26,8 @@ pub fn run(args: &BackupArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     let mut req = Request::new("manual", Scope::from_flags(args.scope.with_attachments, args.scope.full));
     req.note = args.note.clone();
     req.live = args.scope.live;
+    req.level = args.level.unwrap_or(req.level);
+    req.progress = ctx.progress;
     ctx.out.info(format!("Taking a snapshot of {} into {}", install.dir.display(), store.root.display()));
     let m = snapshot::take(&install, &store, &req, ctx.now)?;
     ctx.out.info(summary(&m));

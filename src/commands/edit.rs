@@ -68,6 +68,7 @@ fn edit(ctx: &mut Ctx, key: &str, value: &str, args: &EditArgs, reason: &str) ->
     preflight::database_covered(&install, args.scope.db_backed_up_elsewhere)?;
     let mut req = Request::new(reason, Scope::from_flags(args.scope.with_attachments, args.scope.full));
     req.live = args.scope.live;
+    req.progress = ctx.progress;
     ctx.out.info(format!("Taking a snapshot first ({reason})"));
     let manifest = snapshot::take(&install, &store, &req, ctx.now)?;
     ctx.out.info(summary(&manifest));

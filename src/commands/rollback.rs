@@ -54,19 +54,21 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     // Room first (rule 8), then the archive against its checksums, all
     // before touching anything.
     preflight::room(&room_needs(&install, &store, &units, bytes)?)?;
-    check_files(&store.dir(&id), &manifest, false, &Progress::hidden(manifest.archive.size))?;
+    check_files(
+        &store.dir(&id),
+        &manifest,
+        false,
+        &Progress::new("check", manifest.archive.size, ctx.progress),
+    )?;
     if !confirm(ctx, &format!("Roll back {} ({what}) to snapshot {id}?", install.dir.display()))? {
         ctx.out.result("Nothing changed.");
         return Ok(json!({"id": id, "rolled_back": false}));
     }
 
     ctx.out.info("Taking a snapshot of the current state first");
-    let before = snapshot::take(
-        &install,
-        &store,
-        &Request::new(format!("before rollback to {id}"), Scope::Parts(parts.clone())),
-        ctx.now,
-    )?;
+    let mut req = Request::new(format!("before rollback to {id}"), Scope::Parts(parts.clone()));
+    req.progress = ctx.progress;
+    let before = snapshot::take(&install, &store, &req, ctx.now)?;
     ctx.out.info(format!("Current state saved as snapshot {}", before.id));
 
     let mut journal = Journal {
@@ -78,7 +80,8 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     };
     journal.write(&store)?;
     ctx.out.info("Restoring into staging and checking every file");
-    let not_owned = match restore::stage(&install, &store, &manifest, &mut units, &Progress::hidden(bytes)) {
+    let progress = Progress::new("restore", manifest.content_size(), ctx.progress);
+    let not_owned = match restore::stage(&install, &store, &manifest, &mut units, &progress) {
         Ok(list) => list,
         Err(e) => {
             // Nothing in the install changed; drop what this run added.

@@ -28,7 +28,8 @@ pub fn run(args: &VerifyArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     let mut worst: Option<Error> = None;
     for id in &ids {
         let outcome = store.open(id).and_then(|m| {
-            let progress = Progress::hidden(if args.deep { m.content_size() } else { m.archive.size });
+            let total = if args.deep { m.content_size() } else { m.archive.size };
+            let progress = Progress::new(&format!("verify {id}"), total, ctx.progress);
             check_files(&store.dir(id), &m, args.deep, &progress)
         });
         match outcome {

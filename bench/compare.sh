@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Benchmark: bwguard against the commands an admin would otherwise use, on
+# the same generated install, alternately, in one run. Not a test.
+#
+# usage: bench/compare.sh [SIZE_GB] [RUNS]     (default 1 GB, 3 runs)
+#   SIZE_GB  total size of the generated install (database files and nightly
+#            backups), e.g. 1, 4, 0.5
+#   RUNS     how many times each command runs; medians are reported
+# env: BENCH_DIR (default /var/tmp/bwguard-bench), LEVEL (bwguard --level)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+size_gb=${1:-1}
+runs=${2:-3}
+dir=${BENCH_DIR:-/var/tmp/bwguard-bench}
+
+need=()
+command -v pigz >/dev/null || need+=(pigz)
+[ -x /usr/bin/time ] || need+=(time)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}" >&2
+  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cargo build --release --quiet --bin bwguard --example make-install
+bw=$PWD/target/release/bwguard
+gen=$PWD/target/release/examples/make-install
+
+# Total is about 2.5 x the vault size with two nightly backups.
+vault_mb=$(python3 -c "print(max(1, round($size_gb * 1024 / 2.5)))")
+rm -rf "$dir"
+mkdir -p "$dir"
+install=$dir/install
+"$gen" "$install" --size-mb "$vault_mb" --backups 2 >/dev/null
+scope=(bwdata/config.yml bwdata/mssql bwdata/env bwdata/docker bwdata/core/aspnet-dataprotection bwdata/identity bwdata/scripts/run.sh bitwarden.sh)
+data_bytes=$(cd "$install" && du -sb --apparent-size "${scope[@]}" | awk '{s+=$1} END {print s}')
+store=$dir/store
+export BWGUARD_BWDATA=$install/bwdata BWGUARD_STORE=$store
+level_args=()
+[ -n "${LEVEL:-}" ] && level_args=(--level "$LEVEL")
+
+# now_s: wall time in seconds of the command given, its RSS peak in KiB into $rss
+rss=0
+timed() {
+  local out
+  out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1 )
+  rss=${out#* }
+  echo "${out%% *}"
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+
+declare -a b_bw b_ref r_bw r_ref v_bw v_ref rss_all
+ref_archive=$dir/ref.tar.gz
+cd "$install"
+for i in $(seq "$runs"); do
+  # Backup: archive + per-file and archive SHA-256 + read-back check.
+  b_bw+=("$(timed "$bw" --no-progress backup "${level_args[@]}")"); rss_all+=("$rss")
+  b_ref+=("$(timed bash -c "tar -cf - ${scope[*]} | pigz -p2 -6 > $ref_archive && sha256sum $ref_archive")")
+  id=$("$bw" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshots"][0]["id"])')
+  # Deep verify vs decompress + hash.
+  v_bw+=("$(timed "$bw" --no-progress verify --deep "$id")"); rss_all+=("$rss")
+  v_ref+=("$(timed bash -c "gzip -dc $store/$id/data.tar.gz | sha256sum")")
+  # Rollback (check, safety snapshot, stage, check every file, swap) vs
+  # extracting by hand and checking every file.
+  r_bw+=("$(timed "$bw" --no-progress rollback "$id" --yes)"); rss_all+=("$rss")
+  rm -rf "$dir/manual" && mkdir "$dir/manual"
+  r_ref+=("$(timed bash -c "tar -xzf $store/$id/data.tar.gz -C $dir/manual && cd $dir/manual && sha256sum -c --quiet $store/$id/SHA256SUMS")")
+  rm -rf "$dir/manual"
+  # Keep the store from growing: drop this run's snapshots.
+  rm -rf "${store:?}"/2*
+done
+
+archive=$("$bw" --no-progress backup "${level_args[@]}" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["archive_size"])')
+gzip6=$(tar -cf - "${scope[@]}" | gzip -6 | wc -c)
+rm -rf "${store:?}"/2* "$ref_archive"
+
+bm=$(median "${b_bw[@]}"); brm=$(median "${b_ref[@]}")
+vm=$(median "${v_bw[@]}"); vrm=$(median "${v_ref[@]}")
+rm_=$(median "${r_bw[@]}"); rrm=$(median "${r_ref[@]}")
+peak=$(printf '%s\n' "${rss_all[@]}" | sort -g | tail -1)
+
+echo
+echo "bwguard benchmark: $(python3 -c "print(f'{$data_bytes/2**30:.2f}')") GiB of install data, $runs runs, medians"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/ {print $2}') GiB RAM"
+printf '%-58s %9s %9s %7s %s\n' "measure" "bwguard" "reference" "ratio" "target"
+printf '%-58s %8ss %8ss %7s %s\n' "backup vs tar | pigz -p2 -6 && sha256sum" "$bm" "$brm" "$(ratio "$bm" "$brm")" "<= 0.30"
+printf '%-58s %9s %9s %7s %s\n' "archive size vs gzip -6 (bytes)" "$archive" "$gzip6" "$(ratio "$archive" "$gzip6")" "<= 1.03"
+printf '%-58s %8ss %8ss %7s %s\n' "rollback vs tar -xzf + sha256sum -c" "$rm_" "$rrm" "$(ratio "$rm_" "$rrm")" "<= 0.80"
+printf '%-58s %8ss %8ss %7s %s\n' "verify --deep vs gzip -dc | sha256sum" "$vm" "$vrm" "$(ratio "$vm" "$vrm")" "<= 1.0"
+printf '%-58s %8s MiB\n' "peak RSS of any bwguard command" "$((peak / 1024))"
