@@ -6,6 +6,7 @@ mod support;
 
 mod config_edits;
 mod crash;
+mod faults;
 mod hostile;
 mod live;
 mod roundtrip;
