@@ -136,7 +136,8 @@ impl Error {
             Error::Io { source, path, .. } if is_disk_full(source) => Some(format!(
                 "free some space on the filesystem holding {} and run the command again; \
                  bwguard removed the partial files it had written",
-                path.display()
+                // The file itself was removed; name where it was.
+                path.ancestors().find(|p| p.exists()).unwrap_or(path).display()
             )),
             Error::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
                 Some("run bwguard as the owner of the install, or as root".into())
