@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 use std::fs::{self, File, Metadata};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
@@ -61,17 +61,36 @@ struct SourceReader<'a> {
     short: bool,
     /// Why reading the source failed, to tell it from a failed write.
     error: Option<io::Error>,
+    /// Where the next read starts.
+    offset: u64,
+    /// Whether the current extent is data (else a hole), and where it ends.
+    in_data: bool,
+    extent_end: u64,
 }
 
 impl SourceReader<'_> {
+    /// Fills `buf` with the next bytes of the file at `offset`. Holes of a
+    /// sparse file are not read: SEEK_DATA/SEEK_HOLE say where they are and
+    /// they are zeros, so sparse database files cost no reading.
     fn fill(&mut self) -> io::Result<()> {
         let mut got = 0;
         while got < self.buf.len() {
-            match self.file.read(&mut self.buf[got..]) {
+            let at = self.offset + got as u64;
+            if at >= self.extent_end {
+                (self.in_data, self.extent_end) = extent(&self.file, at);
+            }
+            let room = (self.buf.len() - got) as u64;
+            let n = room.min(self.extent_end - at) as usize;
+            if !self.in_data {
+                self.buf[got..got + n].fill(0);
+                got += n;
+                continue;
+            }
+            match self.file.read_at(&mut self.buf[got..got + n], at) {
                 Ok(0) if self.tolerate => {
                     self.buf[got..].fill(0);
                     self.short = true;
-                    return Ok(());
+                    break;
                 }
                 Ok(0) => {
                     return Err(io::Error::other(format!(
@@ -84,7 +103,20 @@ impl SourceReader<'_> {
                 Err(e) => return Err(e),
             }
         }
+        self.offset += self.buf.len() as u64;
         Ok(())
+    }
+}
+
+/// Whether `at` lies in data or in a hole of `file`, and where that extent
+/// ends. Filesystems without SEEK_DATA report all data.
+fn extent(file: &File, at: u64) -> (bool, u64) {
+    use rustix::fs::{SeekFrom, seek};
+    match seek(file, SeekFrom::Data(at)) {
+        Ok(data) if data > at => (false, data),
+        Ok(_) => (true, seek(file, SeekFrom::Hole(at)).unwrap_or(u64::MAX).max(at + 1)),
+        Err(rustix::io::Errno::NXIO) => (false, u64::MAX),
+        Err(_) => (true, u64::MAX),
     }
 }
 
@@ -189,6 +221,9 @@ fn append_one<W: Write>(
             tolerate: live,
             short: false,
             error: None,
+            offset: 0,
+            in_data: true,
+            extent_end: 0,
         };
         let appended = builder.append_data(&mut header, &s.rel, &mut reader);
         if let Some(e) = reader.error.take() {

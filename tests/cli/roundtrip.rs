@@ -304,3 +304,25 @@ fn global_flags_work_after_the_command_and_bwdata_is_found_or_named() {
     assert_eq!(r.status.code(), Some(5));
     assert!(!inside.exists());
 }
+
+#[test]
+fn sparse_database_files_round_trip_as_the_same_bytes() {
+    use bwguard::sample::SampleOptions;
+    use std::os::unix::fs::MetadataExt;
+    let env = TestEnv::with(&SampleOptions {
+        vault_kib: Some(4096),
+        backups: 1,
+        small_system_dbs: true,
+        sparse_tail: true,
+        ..Default::default()
+    });
+    let vault = env.bwdata().join("mssql/data/vault.mdf");
+    let m = fs::metadata(&vault).unwrap();
+    assert!(m.blocks() * 512 < m.len(), "the generated vault.mdf has holes");
+    let original = env.tree();
+    let id = env.backup();
+    env.run(&["verify", "--deep", &id]).ok();
+    fs::write(&vault, b"overwritten").unwrap();
+    env.run(&["rollback", &id, "--yes"]).ok();
+    assert_same_tree(&original, &env.tree());
+}
