@@ -77,6 +77,12 @@ pub enum Command {
     /// Checks the snapshot, takes a snapshot of the current state, restores
     /// into a staging directory, checks every file, then swaps by rename.
     Rollback(RollbackArgs),
+    /// Keep a snapshot from pruning
+    Pin(IdArg),
+    /// Let a snapshot be pruned again
+    Unpin(IdArg),
+    /// Delete one snapshot (asks first; a pinned one needs --force)
+    Forget(ForgetArgs),
     /// Build a sample install in a scratch directory and show backup,
     /// enable-scim, verify and rollback on it
     Demo(DemoArgs),
@@ -181,6 +187,23 @@ pub struct RollbackArgs {
     /// Show what would be restored and change nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// A snapshot id.
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// Snapshot id
+    pub id: String,
+}
+
+/// Arguments of `forget`.
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Snapshot id
+    pub id: String,
+    /// Delete it even if it is pinned
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Arguments of `demo`.

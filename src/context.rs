@@ -117,12 +117,19 @@ pub struct Output {
     err: Box<dyn Write>,
     json: bool,
     verbosity: Verbosity,
+    colour: bool,
 }
 
 impl Output {
-    /// An output writing to the given streams.
-    pub fn new(out: Box<dyn Write>, err: Box<dyn Write>, json: bool, verbosity: Verbosity) -> Self {
-        Output { out, err, json, verbosity }
+    /// An output writing to the given streams; `colour` paints labels on stderr.
+    pub fn new(
+        out: Box<dyn Write>,
+        err: Box<dyn Write>,
+        json: bool,
+        verbosity: Verbosity,
+        colour: bool,
+    ) -> Self {
+        Output { out, err, json, verbosity, colour }
     }
 
     /// A result line: shown unless `--json`.
@@ -148,7 +155,8 @@ impl Output {
 
     /// A warning on stderr: always shown, JSON mode included.
     pub fn warn(&mut self, line: impl AsRef<str>) {
-        write_line(&mut self.err, &format!("warning: {}", line.as_ref()));
+        let label = crate::units::paint("warning:", 33, self.colour);
+        write_line(&mut self.err, &format!("{label} {}", line.as_ref()));
     }
 
     /// Writes the command's JSON document (only in `--json` mode).
@@ -195,7 +203,8 @@ impl Ctx {
         } else {
             Verbosity::Normal
         };
-        let out = Output::new(Box::new(io::stdout()), Box::new(io::stderr()), global.json, verbosity);
+        let colour = crate::units::colour_stderr();
+        let out = Output::new(Box::new(io::stdout()), Box::new(io::stderr()), global.json, verbosity, colour);
         Ok(Ctx {
             cwd: std::env::current_dir()?,
             now: Utc::now(),

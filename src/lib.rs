@@ -27,7 +27,7 @@ pub mod store;
 pub mod units;
 pub mod verify;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use cli::{Cli, Command};
 use context::Ctx;
@@ -45,6 +45,9 @@ pub fn run(cmd: &Command, ctx: &mut Ctx) -> Result<serde_json::Value> {
         Command::Set(a) => commands::edit::run_set(a, ctx),
         Command::Diff(a) => commands::diff::run(a, ctx),
         Command::Rollback(a) => commands::rollback::run(a, ctx),
+        Command::Pin(a) => commands::pin::run_pin(a, true, ctx),
+        Command::Unpin(a) => commands::pin::run_pin(a, false, ctx),
+        Command::Forget(a) => commands::pin::run_forget(a, ctx),
         Command::Demo(a) => commands::demo::run(a, ctx),
     }
 }
@@ -60,16 +63,58 @@ pub fn main_with(cli: Cli) -> i32 {
             return Exit::Failed as i32;
         }
     };
-    match run(&cli.command, &mut ctx) {
+    let started = std::time::Instant::now();
+    let result = run(&cli.command, &mut ctx);
+    let code = match &result {
         Ok(doc) => {
-            ctx.out.json(&doc);
+            ctx.out.json(doc);
             Exit::Ok as i32
         }
         Err(e) => {
-            report_error(&e, json);
+            report_error(e, json);
             e.exit() as i32
         }
+    };
+    if let Some(name) = writing_command(&cli.command)
+        && !std::io::stderr().is_terminal()
+    {
+        log_line(name, &result, started.elapsed());
     }
+    code
+}
+
+/// The name of a command that changes something, for the run's log line.
+fn writing_command(cmd: &Command) -> Option<&'static str> {
+    Some(match cmd {
+        Command::Backup(_) => "backup",
+        Command::EnableScim(_) => "enable-scim",
+        Command::DisableScim(_) => "disable-scim",
+        Command::Set(_) => "set",
+        Command::Rollback(_) => "rollback",
+        Command::Pin(_) => "pin",
+        Command::Unpin(_) => "unpin",
+        Command::Forget(_) => "forget",
+        _ => return None,
+    })
+}
+
+/// One line per unattended run on stderr, as journald and cron mail show it:
+/// `bwguard[PID]: backup ok: snapshot ID (8.1s)` or `… failed (exit 5, refused): …`.
+fn log_line(command: &str, result: &Result<serde_json::Value>, took: std::time::Duration) {
+    let pid = std::process::id();
+    let secs = took.as_secs_f64();
+    let line = match result {
+        Ok(doc) => {
+            let what = doc["id"].as_str().map(|id| format!(": snapshot {id}")).unwrap_or_default();
+            format!("bwguard[{pid}]: {command} ok{what} ({secs:.1}s)")
+        }
+        Err(e) => format!(
+            "bwguard[{pid}]: {command} failed (exit {}, {}): {e} ({secs:.1}s)",
+            e.exit() as i32,
+            e.kind()
+        ),
+    };
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Prints an error on stderr (`error:` and `hint:` lines) and, with
@@ -77,9 +122,10 @@ pub fn main_with(cli: Cli) -> i32 {
 pub fn report_error(e: &Error, json: bool) {
     let hint = e.hint();
     let mut err = std::io::stderr();
-    let _ = writeln!(err, "error: {e}");
+    let colour = units::colour_stderr();
+    let _ = writeln!(err, "{} {e}", units::paint("error:", 31, colour));
     if let Some(h) = &hint {
-        let _ = writeln!(err, "hint: {h}");
+        let _ = writeln!(err, "{} {h}", units::paint("hint:", 36, colour));
     }
     if json {
         let doc = serde_json::json!({"error": {

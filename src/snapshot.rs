@@ -121,7 +121,8 @@ fn write_snapshot(
         data_dir: install.data_name.clone(),
         reason: req.reason.clone(),
         note: req.note.clone(),
-        pinned: false,
+        // Snapshots taken before a change are what a rollback needs.
+        pinned: req.reason.starts_with("before "),
         bitwarden: bitwarden::read_info(install),
         consistency: if live { "live" } else { "cold" }.into(),
         compression: Compression { format: "gzip".into(), level: req.level },

@@ -137,6 +137,26 @@ impl Store {
         self.read_manifest(id).map_err(|p| Error::integrity(id, p))
     }
 
+    /// Rewrites snapshot `id`'s manifest (atomically: it is the snapshot's
+    /// completion mark, so it is replaced, never half-written).
+    pub fn rewrite_manifest(&self, manifest: &Manifest) -> Result<()> {
+        let path = self.dir(&manifest.id).join(MANIFEST);
+        let own = fsx::Ownership { mode: fsx::PRIVATE_FILE, uid: 0, gid: 0 };
+        let own = fs::metadata(&path).map(|m| fsx::Ownership::of(&m)).unwrap_or(own);
+        fsx::write_atomic(&path, &manifest.render(), own)
+    }
+
+    /// Deletes snapshot `id`: its manifest first, so an interrupted delete
+    /// leaves an incomplete directory (never listed, removed by the next
+    /// writing run) rather than a listed snapshot with missing files.
+    pub fn delete(&self, id: &str) -> Result<()> {
+        let dir = self.dir(id);
+        fsx::remove_any(&dir.join(MANIFEST))?;
+        fsx::sync_dir(&dir)?;
+        fsx::remove_any(&dir)?;
+        fsx::sync_dir(&self.root)
+    }
+
     /// The id of the newest complete snapshot, if any.
     pub fn newest(&self) -> Result<Option<String>> {
         Ok(self.id_dirs()?.into_iter().find(|(_, c)| *c).map(|(id, _)| id))

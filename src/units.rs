@@ -1,5 +1,17 @@
 //! Sizes and ages in human units.
 
+/// Whether to colour stderr: a terminal, and `NO_COLOR` unset or empty
+/// (<https://no-color.org>).
+pub fn colour_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// `label` in bold ANSI colour `code` (31 red, 32 green, 33 yellow, 36 cyan) when `on`.
+pub fn paint(label: &str, code: u8, on: bool) -> String {
+    if on { format!("\x1b[1;{code}m{label}\x1b[0m") } else { label.to_string() }
+}
+
 /// Bytes in human units (binary prefixes).
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

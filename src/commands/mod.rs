@@ -6,6 +6,7 @@ pub mod demo;
 pub mod diff;
 pub mod edit;
 pub mod list;
+pub mod pin;
 pub mod rollback;
 pub mod status;
 pub mod verify;

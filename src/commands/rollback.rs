@@ -17,6 +17,9 @@ use crate::snapshot::{self, Request};
 use crate::store::Store;
 use crate::verify::check_files;
 
+/// Deflate level of the `before rollback` snapshot.
+pub const SAFETY_LEVEL: u32 = 1;
+
 /// Runs `rollback`.
 pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     let install = ctx.install()?;
@@ -68,6 +71,9 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     ctx.out.info("Taking a snapshot of the current state first");
     let mut req = Request::new(format!("before rollback to {id}"), Scope::Parts(parts.clone()));
     req.progress = ctx.progress;
+    // The state being replaced is kept at the fastest level: it costs disk
+    // rather than the admin's time during an outage (docs/performance.md).
+    req.level = SAFETY_LEVEL;
     let before = snapshot::take(&install, &store, &req, ctx.now)?;
     ctx.out.info(format!("Current state saved as snapshot {}", before.id));
 

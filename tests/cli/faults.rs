@@ -45,7 +45,7 @@ const PAGE: u64 = 4096;
 /// Size of `vault.mdf` in the installs of the disk-fills-during-the-run
 /// tests: big enough that writing a snapshot or a staged copy takes
 /// hundreds of ms, while filling the rest of the filesystem takes a few.
-const VAULT_KIB: u64 = 8 << 10;
+const VAULT_KIB: u64 = 24 << 10;
 
 // ---------------------------------------------------------------------------
 // Mounts, fillers and other helpers
