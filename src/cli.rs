@@ -63,7 +63,7 @@ pub enum Command {
     /// List the snapshots, newest first
     List,
     /// Show the state of the install and of the store
-    Status,
+    Status(StatusArgs),
     /// Snapshot, then set `enable_scim: true` in config.yml
     EnableScim(EditArgs),
     /// Snapshot, then set `enable_scim: false` in config.yml
@@ -83,6 +83,10 @@ pub enum Command {
     Unpin(IdArg),
     /// Delete one snapshot (asks first; a pinned one needs --force)
     Forget(ForgetArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+    /// Print the man page (roff)
+    Man,
     /// Build a sample install in a scratch directory and show backup,
     /// enable-scim, verify and rollback on it
     Demo(DemoArgs),
@@ -187,6 +191,22 @@ pub struct RollbackArgs {
     /// Show what would be restored and change nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// Arguments of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Exit 1 when the newest good snapshot is older than this (e.g. 26h, 2d), for monitoring
+    #[arg(long, value_name = "AGE", value_parser = crate::units::parse_age)]
+    pub max_age: Option<u64>,
+}
+
+/// Arguments of `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// A snapshot id.

@@ -39,7 +39,7 @@ pub fn run(cmd: &Command, ctx: &mut Ctx) -> Result<serde_json::Value> {
         Command::Backup(a) => commands::backup::run(a, ctx),
         Command::Verify(a) => commands::verify::run(a, ctx),
         Command::List => commands::list::run(ctx),
-        Command::Status => commands::status::run(ctx),
+        Command::Status(a) => commands::status::run(a, ctx),
         Command::EnableScim(a) => commands::edit::run_scim(true, a, ctx),
         Command::DisableScim(a) => commands::edit::run_scim(false, a, ctx),
         Command::Set(a) => commands::edit::run_set(a, ctx),
@@ -48,6 +48,8 @@ pub fn run(cmd: &Command, ctx: &mut Ctx) -> Result<serde_json::Value> {
         Command::Pin(a) => commands::pin::run_pin(a, true, ctx),
         Command::Unpin(a) => commands::pin::run_pin(a, false, ctx),
         Command::Forget(a) => commands::pin::run_forget(a, ctx),
+        Command::Completions(a) => commands::docs::completions(a, ctx),
+        Command::Man => commands::docs::man(ctx),
         Command::Demo(a) => commands::demo::run(a, ctx),
     }
 }

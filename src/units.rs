@@ -12,6 +12,23 @@ pub fn paint(label: &str, code: u8, on: bool) -> String {
     if on { format!("\x1b[1;{code}m{label}\x1b[0m") } else { label.to_string() }
 }
 
+/// Parses an age like `90m`, `26h`, `2d` or `1w` into seconds.
+pub fn parse_age(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not an age like 26h, 2d or 1w"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        "w" => 7 * 86400,
+        _ => return Err(format!("{s:?}: use s, m, h, d or w, e.g. 26h")),
+    };
+    n.checked_mul(mult).filter(|&v| v > 0).ok_or_else(|| format!("{s:?} is not a usable age"))
+}
+
 /// Bytes in human units (binary prefixes).
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -46,5 +63,9 @@ mod tests {
         assert_eq!(human_age(59), "59s");
         assert_eq!(human_age(3 * 3600 + 5 * 60), "3h 5m");
         assert_eq!(human_age(2 * 86400 + 4 * 3600), "2d 4h");
+        assert_eq!(parse_age("26h"), Ok(26 * 3600));
+        assert_eq!(parse_age("2d"), Ok(2 * 86400));
+        assert_eq!(parse_age("90m"), Ok(5400));
+        assert!(parse_age("2x").is_err() && parse_age("h").is_err() && parse_age("0h").is_err());
     }
 }

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod demo;
 pub mod diff;
+pub mod docs;
 pub mod edit;
 pub mod list;
 pub mod pin;

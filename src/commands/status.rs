@@ -5,17 +5,20 @@ use std::fs;
 use serde_json::json;
 
 use crate::bitwarden;
+use crate::cli::StatusArgs;
 use crate::commands::list::age;
 use crate::commands::{human_age, human_size};
 use crate::config::Config;
 use crate::context::Ctx;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fsx;
+use crate::progress::Progress;
 use crate::restore::Journal;
 use crate::store::Store;
+use crate::verify::check_files;
 
 /// Runs `status`.
-pub fn run(ctx: &mut Ctx) -> Result<serde_json::Value> {
+pub fn run(args: &StatusArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     let install = ctx.install()?;
     let store = Store::new(&install.store);
     let info = bitwarden::read_info(&install);
@@ -94,6 +97,9 @@ pub fn run(ctx: &mut Ctx) -> Result<serde_json::Value> {
             incomplete.join(", ")
         ));
     }
+    if let Some(max) = args.max_age {
+        check_max_age(&store, max, ctx)?;
+    }
     Ok(json!({
         "install_dir": install.dir.display().to_string(),
         "data_dir": install.data.display().to_string(),
@@ -110,4 +116,36 @@ pub fn run(ctx: &mut Ctx) -> Result<serde_json::Value> {
         "incomplete_snapshots": incomplete,
         "orphan_staging": orphans.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
     }))
+}
+
+/// Fails (exit 1) unless a snapshot that passes verification is at most
+/// `max` seconds old: the monitoring check for scheduled backups.
+fn check_max_age(store: &Store, max: u64, ctx: &mut Ctx) -> Result<()> {
+    let hint = "look at the scheduled backups: `systemctl status bwguard-backup.timer` and \
+                `journalctl -u bwguard-backup` (or the cron mail)";
+    for l in store.list()? {
+        let Ok(m) = &l.manifest else { continue };
+        if check_files(&store.dir(&m.id), m, false, &Progress::hidden(m.archive.size)).is_err() {
+            ctx.out.warn(format!("snapshot {} fails verification; looking at older ones", m.id));
+            continue;
+        }
+        let age = age(m, ctx.now).unwrap_or(i64::MAX);
+        if age > max as i64 {
+            return Err(Error::Failed {
+                message: format!(
+                    "the newest good snapshot, {}, is {} old: older than the {} allowed",
+                    m.id,
+                    human_age(age),
+                    human_age(max as i64)
+                ),
+                hint: Some(hint.into()),
+            });
+        }
+        ctx.out.info(format!("max-age ok: the newest good snapshot is {} old", human_age(age)));
+        return Ok(());
+    }
+    Err(Error::Failed {
+        message: format!("no good snapshot in {}", store.root.display()),
+        hint: Some(hint.into()),
+    })
 }

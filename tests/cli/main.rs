@@ -6,6 +6,7 @@ mod support;
 
 mod config_edits;
 mod crash;
+mod everyday;
 mod faults;
 mod hostile;
 mod live;

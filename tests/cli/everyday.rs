@@ -1,0 +1,127 @@
+//! Everyday commands: pin, unpin, forget, status --max-age, completions,
+//! the man page, colour only on a terminal and never with NO_COLOR, and the
+//! log line of unattended runs.
+
+use std::fs;
+use std::process::Command;
+
+use crate::support::{BIN, TestEnv};
+
+fn manifest(env: &TestEnv, id: &str) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(env.snap_dir(id).join("manifest.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn before_change_snapshots_are_pinned_and_forget_respects_pins() {
+    let env = TestEnv::new();
+    let manual = env.backup();
+    assert_eq!(manifest(&env, &manual)["pinned"], false);
+    let edited = env.run(&["enable-scim", "--json"]).json();
+    let before = edited["snapshot"].as_str().unwrap().to_string();
+    assert_eq!(manifest(&env, &before)["pinned"], true, "a before-change snapshot is pinned when made");
+
+    // forget refuses a pinned snapshot without --force, and asks first.
+    env.run(&["forget", &before, "--yes"]).code(5).says("pinned").says("--force");
+    assert!(env.snap_dir(&before).join("manifest.json").exists());
+    env.run(&["forget", &manual]).code(5).says("--yes");
+    assert!(env.snap_dir(&manual).exists());
+
+    env.run(&["unpin", &before]).ok();
+    assert_eq!(manifest(&env, &before)["pinned"], false);
+    env.run(&["pin", &manual, "--json"]).ok();
+    assert_eq!(manifest(&env, &manual)["pinned"], true);
+    // The rewritten manifest still verifies and stays private.
+    env.run(&["verify", &manual]).ok();
+
+    env.run(&["forget", &before, "--yes"]).ok();
+    assert!(!env.snap_dir(&before).exists());
+    env.run(&["forget", &manual, "--yes", "--force"]).ok();
+    assert!(env.snapshot_ids().is_empty());
+    env.run(&["forget", &manual, "--yes"]).code(2);
+}
+
+#[test]
+fn status_max_age_fails_when_the_newest_good_snapshot_is_too_old() {
+    let env = TestEnv::new();
+    env.run(&["status", "--max-age", "1h"]).code(1).says("no good snapshot");
+    let id = env.backup();
+    env.run(&["status", "--max-age", "1h"]).ok();
+    // Make it two days old.
+    let path = env.snap_dir(&id).join("manifest.json");
+    let mut m = manifest(&env, &id);
+    m["created"] = "2020-01-01T00:00:00Z".into();
+    fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let r = env.run(&["status", "--max-age", "26h", "--json"]);
+    r.code(1);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains(&id));
+    env.run(&["status", "--max-age", "26x"]).code(2);
+}
+
+#[test]
+fn completions_and_man_page_are_generated_from_the_cli() {
+    let env = TestEnv::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let r = env.run(&["completions", shell]);
+        r.ok();
+        for word in ["enable-scim", "rollback", "bwdata"] {
+            assert!(r.stdout.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let r = env.run(&["man"]);
+    r.ok();
+    assert!(r.stdout.starts_with(".ie") || r.stdout.contains(".TH bwguard"), "not roff");
+    assert!(r.stdout.contains("enable\\-scim"));
+}
+
+#[test]
+fn output_without_a_terminal_or_with_no_color_has_no_escape_codes() {
+    let env = TestEnv::new();
+    env.run(&["enable-scim"]).ok();
+    // Piped: no colour, whatever the command (a warning and an error included).
+    for args in
+        [&["list"][..], &["status"], &["rollback", "20200101T000000Z"], &["backup", "--with-attachments"]]
+    {
+        let r = env.run(args);
+        assert!(!r.stdout.contains('\u{1b}') && !r.stderr.contains('\u{1b}'), "{args:?}: {r:?}");
+    }
+    // On a terminal (a pty from `script`), colour appears unless NO_COLOR.
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "`script` (util-linux) is needed for the terminal test");
+        eprintln!("SKIPPED: no `script` command for a pty");
+        return;
+    }
+    let on_tty = |no_color: bool| {
+        let cmd = format!(
+            "{BIN} --store {} --bwdata {} verify 20200101T000000Z",
+            env.store.display(),
+            env.bwdata().display()
+        );
+        let mut c = Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"]).env_remove("NO_COLOR");
+        if no_color {
+            c.env("NO_COLOR", "1");
+        }
+        String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned()
+    };
+    let coloured = on_tty(false);
+    assert!(coloured.contains("\u{1b}[1;31merror:"), "{coloured:?}");
+    let plain = on_tty(true);
+    assert!(plain.contains("error:") && !plain.contains('\u{1b}'), "{plain:?}");
+}
+
+#[test]
+fn unattended_runs_end_with_one_log_line() {
+    let env = TestEnv::new();
+    let r = env.run(&["backup"]);
+    r.ok();
+    let log: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("bwguard[")).collect();
+    assert_eq!(log.len(), 1, "{}", r.stderr);
+    assert!(log[0].contains("]: backup ok: snapshot 20"), "{}", log[0]);
+    let r = env.run(&["rollback"]);
+    r.code(5);
+    let log: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("bwguard[")).collect();
+    assert_eq!(log.len(), 1);
+    assert!(log[0].contains("rollback failed (exit 5, refused)"), "{}", log[0]);
+    // Read-only commands have no log line.
+    assert!(!env.run(&["list"]).stderr.contains("bwguard["));
+}
