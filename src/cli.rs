@@ -77,6 +77,11 @@ pub enum Command {
     /// Checks the snapshot, takes a snapshot of the current state, restores
     /// into a staging directory, checks every file, then swaps by rename.
     Rollback(RollbackArgs),
+    /// Delete snapshots by a retention policy
+    ///
+    /// Never removes a pinned snapshot, the newest one, or the newest one
+    /// that passes verification. Calendar buckets are in local time.
+    Prune(PruneArgs),
     /// Keep a snapshot from pruning
     Pin(IdArg),
     /// Let a snapshot be pruned again
@@ -118,6 +123,15 @@ pub struct BackupArgs {
     /// Deflate level, 1 (fastest) to 9 (smallest) [default: 6]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=9))]
     pub level: Option<u32>,
+    /// After a verified backup, prune by the given or the saved retention policy
+    #[arg(long)]
+    pub prune: bool,
+    /// Record the reason `scheduled` (used by the timer and cron line)
+    #[arg(long, hide = true)]
+    pub scheduled: bool,
+    /// The retention policy for --prune (default: the one `schedule install` saved).
+    #[command(flatten)]
+    pub retention: RetentionArgs,
     /// What to include.
     #[command(flatten)]
     pub scope: ScopeArgs,
@@ -189,6 +203,70 @@ pub struct RollbackArgs {
     #[arg(long, value_enum)]
     pub only: Option<Only>,
     /// Show what would be restored and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// A retention policy, restic-style.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RetentionArgs {
+    /// Keep the N newest snapshots
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours that have one
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N days that have one
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the last N weeks that have one
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N months that have one
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N years that have one
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot taken within this long before now (e.g. 7d, 2w, 1y6m)
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<crate::retention::Within>,
+}
+
+impl RetentionArgs {
+    /// The policy these flags give, or `None` when no flag was given.
+    pub fn policy(&self) -> Option<crate::retention::Policy> {
+        let p = crate::retention::Policy {
+            last: self.keep_last.unwrap_or(0),
+            hourly: self.keep_hourly.unwrap_or(0),
+            daily: self.keep_daily.unwrap_or(0),
+            weekly: self.keep_weekly.unwrap_or(0),
+            monthly: self.keep_monthly.unwrap_or(0),
+            yearly: self.keep_yearly.unwrap_or(0),
+            within: self.keep_within,
+        };
+        let given = [
+            self.keep_last,
+            self.keep_hourly,
+            self.keep_daily,
+            self.keep_weekly,
+            self.keep_monthly,
+            self.keep_yearly,
+        ]
+        .iter()
+        .any(Option::is_some)
+            || self.keep_within.is_some();
+        given.then_some(p)
+    }
+}
+
+/// Arguments of `prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The policy (default: the one `schedule install` saved).
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+    /// Say what would be kept and removed, and remove nothing
     #[arg(long)]
     pub dry_run: bool,
 }

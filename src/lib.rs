@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod preflight;
 pub mod progress;
 pub mod restore;
+pub mod retention;
 pub mod sample;
 pub mod scope;
 pub mod snapshot;
@@ -45,6 +46,7 @@ pub fn run(cmd: &Command, ctx: &mut Ctx) -> Result<serde_json::Value> {
         Command::Set(a) => commands::edit::run_set(a, ctx),
         Command::Diff(a) => commands::diff::run(a, ctx),
         Command::Rollback(a) => commands::rollback::run(a, ctx),
+        Command::Prune(a) => commands::prune::run(a, ctx),
         Command::Pin(a) => commands::pin::run_pin(a, true, ctx),
         Command::Unpin(a) => commands::pin::run_pin(a, false, ctx),
         Command::Forget(a) => commands::pin::run_forget(a, ctx),
@@ -93,6 +95,7 @@ fn writing_command(cmd: &Command) -> Option<&'static str> {
         Command::DisableScim(_) => "disable-scim",
         Command::Set(_) => "set",
         Command::Rollback(_) => "rollback",
+        Command::Prune(_) => "prune",
         Command::Pin(_) => "pin",
         Command::Unpin(_) => "unpin",
         Command::Forget(_) => "forget",

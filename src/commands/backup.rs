@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::bitwarden::DatabaseMode;
 use crate::cli::BackupArgs;
-use crate::commands::{begin_write, human_size};
+use crate::commands::{begin_write, human_size, prune};
 use crate::context::Ctx;
 use crate::error::Result;
 use crate::manifest::Manifest;
@@ -23,7 +23,8 @@ pub fn run(args: &BackupArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
             mode.name()
         ));
     }
-    let mut req = Request::new("manual", Scope::from_flags(args.scope.with_attachments, args.scope.full));
+    let reason = if args.scheduled { "scheduled" } else { "manual" };
+    let mut req = Request::new(reason, Scope::from_flags(args.scope.with_attachments, args.scope.full));
     req.note = args.note.clone();
     req.live = args.scope.live;
     req.level = args.level.unwrap_or(req.level);
@@ -35,7 +36,21 @@ pub fn run(args: &BackupArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
         ctx.out.warn(live_warning(&m));
     }
     ctx.out.result(&m.id);
-    Ok(snapshot_json(&m, &store.dir(&m.id)))
+    let mut doc = snapshot_json(&m, &store.dir(&m.id));
+    if args.prune {
+        let policy = match args.retention.policy() {
+            Some(p) => Some(p),
+            None => prune::saved_policy(&store)?,
+        };
+        doc["prune"] = match policy {
+            Some(p) => prune::prune(ctx, &store, &p, false)?,
+            None => {
+                ctx.out.info("no retention policy given or saved: nothing pruned");
+                serde_json::Value::Null
+            }
+        };
+    }
+    Ok(doc)
 }
 
 /// One line describing a fresh snapshot.

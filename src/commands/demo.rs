@@ -75,7 +75,17 @@ pub fn run(args: &DemoArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
 fn steps(ctx: &mut Ctx, install: &Path) -> Result<String> {
     let scope = ScopeArgs::default();
     ctx.out.info("\n== 1. bwguard backup: archive, checksum, read back, then write the manifest");
-    crate::run(&Command::Backup(BackupArgs { note: Some("demo".into()), level: None, scope }), ctx)?;
+    crate::run(
+        &Command::Backup(BackupArgs {
+            note: Some("demo".into()),
+            level: None,
+            prune: false,
+            scheduled: false,
+            retention: Default::default(),
+            scope,
+        }),
+        ctx,
+    )?;
     ctx.out.info("\n== 2. bwguard enable-scim: snapshot first, then change exactly one line");
     let edited =
         crate::run(&Command::EnableScim(EditArgs { add_missing: false, dry_run: false, scope }), ctx)?;

@@ -8,6 +8,7 @@ pub mod docs;
 pub mod edit;
 pub mod list;
 pub mod pin;
+pub mod prune;
 pub mod rollback;
 pub mod status;
 pub mod verify;

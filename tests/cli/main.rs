@@ -10,4 +10,5 @@ mod everyday;
 mod faults;
 mod hostile;
 mod live;
+mod prune;
 mod roundtrip;

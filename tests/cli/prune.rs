@@ -1,0 +1,98 @@
+//! prune and backup --prune: dry run against a real run, and the snapshots
+//! that are never removed (pinned, newest, newest verified). The decision
+//! tables themselves are unit tests of `retention::apply`.
+
+use std::fs;
+
+use crate::support::TestEnv;
+
+/// Takes `n` backups and dates them one day apart, newest now; returns the
+/// ids newest first.
+fn dated_backups(env: &TestEnv, n: usize) -> Vec<String> {
+    let mut ids: Vec<String> = (0..n).map(|_| env.backup()).collect();
+    ids.reverse();
+    for (days, id) in ids.iter().enumerate() {
+        let path = env.snap_dir(id).join("manifest.json");
+        let mut m: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let t = chrono::Utc::now() - chrono::Duration::days(days as i64);
+        m["created"] = t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into();
+        fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    }
+    ids
+}
+
+fn ids_of(doc: &serde_json::Value, key: &str) -> Vec<String> {
+    doc[key].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn dry_run_says_what_a_real_run_then_does() {
+    let env = TestEnv::new();
+    let ids = dated_backups(&env, 6);
+    env.run(&["pin", &ids[4]]).ok();
+    let store_before = env.store_tree();
+
+    let dry = env.run(&["prune", "--keep-last", "2", "--dry-run", "--json"]);
+    dry.ok();
+    let dry = dry.json();
+    assert_eq!(ids_of(&dry, "removed"), vec![ids[2].clone(), ids[3].clone(), ids[5].clone()]);
+    assert_eq!(env.store_tree(), store_before, "a dry run removes nothing");
+    let human = env.run(&["prune", "--keep-last", "2", "--dry-run"]);
+    assert!(human.stdout.contains(&format!("would remove  {}", ids[5])), "{}", human.stdout);
+    assert!(human.stdout.lines().any(|l| l.contains(&ids[4]) && l.contains("pinned")), "{}", human.stdout);
+
+    let real = env.run(&["prune", "--keep-last", "2", "--json"]);
+    real.ok();
+    let real = real.json();
+    assert_eq!(ids_of(&real, "removed"), ids_of(&dry, "removed"));
+    assert_eq!(ids_of(&real, "kept"), ids_of(&dry, "kept"));
+    assert_eq!(env.snapshot_ids(), vec![ids[0].clone(), ids[1].clone(), ids[4].clone()]);
+    for id in [&ids[2], &ids[3], &ids[5]] {
+        assert!(!env.snap_dir(id).exists(), "{id} still on disk");
+    }
+    env.run(&["verify", "--all", "--deep"]).ok();
+}
+
+#[test]
+fn the_newest_and_the_newest_verified_are_never_removed() {
+    let env = TestEnv::new();
+    let ids = dated_backups(&env, 4);
+    // The newest snapshot is damaged: the newest that verifies is the next.
+    let archive = env.snap_dir(&ids[0]).join("data.tar.gz");
+    let mut bytes = fs::read(&archive).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(&archive, bytes).unwrap();
+    let r = env.run(&["prune", "--keep-within", "1h", "--json"]);
+    r.ok();
+    let doc = r.json();
+    assert_eq!(ids_of(&doc, "kept"), vec![ids[0].clone(), ids[1].clone()]);
+    let reasons = doc["kept"][1]["reasons"].to_string();
+    assert!(reasons.contains("newest verified"), "{reasons}");
+    assert!(doc["kept"][0]["reasons"].to_string().contains("newest"));
+    assert_eq!(env.snapshot_ids(), vec![ids[0].clone(), ids[1].clone()]);
+}
+
+#[test]
+fn an_empty_policy_removes_nothing_and_says_so() {
+    let env = TestEnv::new();
+    dated_backups(&env, 3);
+    let before = env.store_tree();
+    env.run(&["prune"]).ok().says("nothing removed");
+    assert_eq!(env.store_tree(), before);
+}
+
+#[test]
+fn backup_prune_applies_the_given_policy_after_a_verified_backup() {
+    let env = TestEnv::new();
+    let ids = dated_backups(&env, 3);
+    let r = env.run(&["backup", "--prune", "--keep-last", "2", "--json"]);
+    r.ok();
+    let doc = r.json();
+    let new = doc["id"].as_str().unwrap().to_string();
+    assert_eq!(ids_of(&doc["prune"], "removed"), vec![ids[1].clone(), ids[2].clone()]);
+    assert_eq!(env.snapshot_ids(), vec![new, ids[0].clone()]);
+    // Without a policy given or saved, nothing is pruned.
+    env.run(&["backup", "--prune"]).ok().says("nothing pruned");
+    assert_eq!(env.snapshot_ids().len(), 3);
+}
