@@ -82,6 +82,9 @@ pub enum Command {
     /// Never removes a pinned snapshot, the newest one, or the newest one
     /// that passes verification. Calendar buckets are in local time.
     Prune(PruneArgs),
+    /// Scheduled backups: a systemd timer (or a cron line)
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Keep a snapshot from pruning
     Pin(IdArg),
     /// Let a snapshot be pruned again
@@ -269,6 +272,67 @@ pub struct PruneArgs {
     /// Say what would be kept and removed, and remove nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `schedule install|remove|print`.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Write bwguard-backup.service and .timer, save the retention policy, enable the timer
+    Install(ScheduleArgs),
+    /// Disable the timer and remove the units and the saved policy
+    Remove(UnitDirArgs),
+    /// Print the units (or a cron line) without installing anything
+    Print(SchedulePrintArgs),
+}
+
+/// Where the units go.
+#[derive(Debug, Args, Clone)]
+pub struct UnitDirArgs {
+    /// Directory for the unit files
+    #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
+    pub unit_dir: PathBuf,
+}
+
+/// What the scheduled backup does and when.
+#[derive(Debug, Args, Clone)]
+pub struct JobArgs {
+    /// When to run, as a systemd OnCalendar expression (daily, hourly, "*-*-* 02:30")
+    #[arg(long, value_name = "SPEC", default_value = "daily")]
+    pub calendar: String,
+    /// Random delay added to each run, so many hosts do not start at once
+    #[arg(long, value_name = "TIME", default_value = "15min")]
+    pub randomized_delay: String,
+    /// Take live (crash-consistent) snapshots while Bitwarden runs, instead of failing with exit 5
+    #[arg(long)]
+    pub live: bool,
+    /// Run the backup as this user (default: root)
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+}
+
+/// Arguments of `schedule install`.
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// The job.
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// The retention policy `backup --prune` applies after each scheduled backup.
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+    /// Where the units go.
+    #[command(flatten)]
+    pub dir: UnitDirArgs,
+}
+
+/// Arguments of `schedule print`.
+#[derive(Debug, Args)]
+pub struct SchedulePrintArgs {
+    /// The job.
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// Print a crontab line (for /etc/cron.d with a user field) instead of the units
+    #[arg(long)]
+    pub cron: bool,
 }
 
 /// Arguments of `status`.

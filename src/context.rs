@@ -189,6 +189,10 @@ pub struct Ctx {
     pub interactive: bool,
     /// Whether stderr is a terminal (progress display).
     pub progress: bool,
+    /// Whether systemd runs this host (`/run/systemd/system` exists; the
+    /// environment variable `BWGUARD_SYSTEMD=yes|no` overrides, for tests
+    /// and containers).
+    pub systemd: bool,
     /// Where to write.
     pub out: Output,
 }
@@ -210,6 +214,11 @@ impl Ctx {
             now: Utc::now(),
             interactive: io::stdin().is_terminal(),
             progress: !global.no_progress && !global.json && io::stderr().is_terminal(),
+            systemd: match std::env::var("BWGUARD_SYSTEMD").as_deref() {
+                Ok("yes") => true,
+                Ok("no") => false,
+                _ => std::path::Path::new("/run/systemd/system").is_dir(),
+            },
             out,
             global,
         })

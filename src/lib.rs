@@ -22,6 +22,7 @@ pub mod progress;
 pub mod restore;
 pub mod retention;
 pub mod sample;
+pub mod schedule;
 pub mod scope;
 pub mod snapshot;
 pub mod store;
@@ -47,6 +48,7 @@ pub fn run(cmd: &Command, ctx: &mut Ctx) -> Result<serde_json::Value> {
         Command::Diff(a) => commands::diff::run(a, ctx),
         Command::Rollback(a) => commands::rollback::run(a, ctx),
         Command::Prune(a) => commands::prune::run(a, ctx),
+        Command::Schedule(a) => commands::schedule::run(a, ctx),
         Command::Pin(a) => commands::pin::run_pin(a, true, ctx),
         Command::Unpin(a) => commands::pin::run_pin(a, false, ctx),
         Command::Forget(a) => commands::pin::run_forget(a, ctx),
@@ -96,6 +98,7 @@ fn writing_command(cmd: &Command) -> Option<&'static str> {
         Command::Set(_) => "set",
         Command::Rollback(_) => "rollback",
         Command::Prune(_) => "prune",
+        Command::Schedule(_) => "schedule",
         Command::Pin(_) => "pin",
         Command::Unpin(_) => "unpin",
         Command::Forget(_) => "forget",

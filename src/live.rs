@@ -4,7 +4,9 @@
 //! container, where `/proc/PID/fd` links read `/var/opt/mssql/data/…`, yet
 //! `stat` through the link reaches the same inode as `bwdata/mssql/data/…`.
 //! As root every process is visible; otherwise only the caller's own, and
-//! the result says so.
+//! the result counts the others as unreadable. A `sqlservr` process whose
+//! files cannot be seen counts as holding the database: that it runs is
+//! enough to refuse a cold snapshot.
 
 use std::collections::HashMap;
 use std::fs;
@@ -12,6 +14,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use walkdir::WalkDir;
+
+/// The command name of SQL Server's engine process.
+const SQL_SERVER: &str = "sqlservr";
 
 /// A process holding a database file open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,17 +74,32 @@ pub fn scan(dir: &Path, proc: &Path) -> Scan {
         if pid == me {
             continue;
         }
+        let command = || fs::read_to_string(p.path().join("comm")).unwrap_or_default().trim().to_string();
         let Ok(fds) = fs::read_dir(p.path().join("fd")) else {
             out.unreadable += 1;
+            if command() == SQL_SERVER {
+                // Its open files cannot be seen (not root); that it runs is enough.
+                out.holders.push(Holder { pid, command: command(), file: dir.to_path_buf() });
+            }
             continue;
         };
         for fd in fds.filter_map(Result::ok) {
-            // stat follows the magic link to the open file itself.
-            let Ok(m) = fs::metadata(fd.path()) else { continue };
+            // stat follows the magic link to the open file itself; without
+            // the right to trace the process it fails with EACCES, which
+            // must not pass for "not open".
+            let m = match fs::metadata(fd.path()) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    out.unreadable += 1;
+                    if command() == SQL_SERVER {
+                        out.holders.push(Holder { pid, command: command(), file: dir.to_path_buf() });
+                    }
+                    break;
+                }
+                Err(_) => continue,
+            };
             if let Some(file) = files.get(&(m.dev(), m.ino())) {
-                let command =
-                    fs::read_to_string(p.path().join("comm")).unwrap_or_default().trim().to_string();
-                let holder = Holder { pid, command, file: file.clone() };
+                let holder = Holder { pid, command: command(), file: file.clone() };
                 if !out.holders.contains(&holder) {
                     out.holders.push(holder);
                 }

@@ -6,8 +6,8 @@
 //! `enable --now`, saving the retention flags for `backup --prune` and
 //! `schedule remove` belong to the command that calls this module.
 //!
-//! The scheduled run is `bwguard --bwdata DIR --store DIR backup --prune
-//! --quiet --no-progress [--live]`, with bwguard, the data directory and the
+//! The scheduled run is `bwguard --bwdata DIR --store DIR backup --scheduled
+//! --prune --quiet --no-progress [--live]`, with bwguard, the data directory and the
 //! store all named by absolute path, so the job does not depend on a working
 //! directory, `PATH` or the environment. Without `--live` a run that finds the
 //! database files open refuses with exit 5, which leaves the unit failed
@@ -85,8 +85,9 @@ pub struct Job {
     pub user: Option<String>,
 }
 
-/// The arguments after the global flags of every scheduled run.
-const BACKUP_ARGS: [&str; 4] = ["backup", "--prune", "--quiet", "--no-progress"];
+/// The arguments after the global flags of every scheduled run. `--scheduled`
+/// (hidden) records the reason `scheduled` in the manifest.
+const BACKUP_ARGS: [&str; 5] = ["backup", "--scheduled", "--prune", "--quiet", "--no-progress"];
 
 /// The first lines of the unit file `name`.
 fn unit_header(name: &str) -> String {
@@ -497,7 +498,7 @@ mod tests {
         let unit = render_service(&job);
         assert_eq!(
             line(&unit, "ExecStart=").unwrap(),
-            r#""/opt/my tools/bwguard" --bwdata "/srv/bit warden/bwdata" --store "/srv/100%% \"safe\" $$HOME\\x" backup --prune --quiet --no-progress"#
+            r#""/opt/my tools/bwguard" --bwdata "/srv/bit warden/bwdata" --store "/srv/100%% \"safe\" $$HOME\\x" backup --scheduled --prune --quiet --no-progress"#
         );
         assert_eq!(
             line(&unit, "ReadWritePaths=").unwrap(),
@@ -511,7 +512,7 @@ mod tests {
         let unit = render_service(&job);
         assert_eq!(
             line(&unit, "ExecStart=").unwrap(),
-            r#"/bin/sh -c "exec \"$$0\" \"$$@\"" "/opt/it's \"odd\"/bwguard" --bwdata /opt/bitwarden/bwdata --store /var/backups/bwguard backup --prune --quiet --no-progress"#
+            r#"/bin/sh -c "exec \"$$0\" \"$$@\"" "/opt/it's \"odd\"/bwguard" --bwdata /opt/bitwarden/bwdata --store /var/backups/bwguard backup --scheduled --prune --quiet --no-progress"#
         );
         assert!(unit.contains("# systemd cannot start a binary whose path holds quotes"));
         // '$' stays single in the executable's own path: systemd expands no variables there.
@@ -536,7 +537,11 @@ mod tests {
     fn live_and_user_are_passed_on() {
         let job = Job { live: true, user: Some("backup".into()), ..golden_job() };
         let unit = render_service(&job);
-        assert!(line(&unit, "ExecStart=").unwrap().ends_with(" backup --prune --quiet --no-progress --live"));
+        assert!(
+            line(&unit, "ExecStart=")
+                .unwrap()
+                .ends_with(" backup --scheduled --prune --quiet --no-progress --live")
+        );
         assert_eq!(line(&unit, "User=").unwrap(), "backup");
         let cron = render_cron(&job, true).unwrap();
         assert!(cron.starts_with("0 0 * * * backup /usr/local/bin/bwguard "), "{cron}");
@@ -663,7 +668,7 @@ mod tests {
         assert_eq!(
             render_cron(&job, false).unwrap(),
             "0 0 * * * '/opt/my tools/bwguard' --bwdata '/srv/it'\\''s/bwdata' --store '/srv/100\\%' \
-             backup --prune --quiet --no-progress\n"
+             backup --scheduled --prune --quiet --no-progress\n"
         );
         let job = Job { store: "/srv/a\\%b".into(), ..golden_job() };
         assert!(render_cron(&job, false).is_err());

@@ -10,6 +10,7 @@ pub mod list;
 pub mod pin;
 pub mod prune;
 pub mod rollback;
+pub mod schedule;
 pub mod status;
 pub mod verify;
 

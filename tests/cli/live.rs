@@ -138,3 +138,40 @@ fn concurrent_runs_have_one_writer_at_a_time_and_corrupt_nothing() {
         }
     }
 }
+
+#[test]
+fn an_unprivileged_run_that_cannot_see_sql_servers_files_still_refuses() {
+    // As another user, /proc/PID/fd of a root process cannot be followed;
+    // a running `sqlservr` then counts as holding the database.
+    use std::os::unix::fs::{PermissionsExt, lchown};
+    if !bwguard::fsx::is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "this test needs root and setpriv in CI");
+        eprintln!("SKIPPED: needs root and setpriv");
+        return;
+    }
+    let env = TestEnv::new();
+    fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir(&env.store).unwrap();
+    for e in walkdir::WalkDir::new(&env.install).into_iter().chain(walkdir::WalkDir::new(&env.store)) {
+        lchown(e.unwrap().path(), Some(65534), Some(65534)).unwrap();
+    }
+    // A root process named like SQL Server's engine, holding vault.mdf.
+    let engine = env.dir.path().join("sqlservr");
+    fs::copy("/bin/sleep", &engine).unwrap();
+    let vault = env.bwdata().join("mssql/data/vault.mdf");
+    let mut child = Command::new(&engine).arg("120").stdin(File::open(&vault).unwrap()).spawn().unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(crate::support::BIN)
+        .current_dir(&env.install)
+        .arg("--store")
+        .arg(&env.store)
+        .arg("backup")
+        .output()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("sqlservr (pid"), "{stderr}");
+}

@@ -12,3 +12,4 @@ mod hostile;
 mod live;
 mod prune;
 mod roundtrip;
+mod schedule;

@@ -1,0 +1,149 @@
+//! `schedule install|remove|print`: systemd units (or a cron line) that run
+//! `bwguard backup --scheduled --prune` by absolute paths. Rendering is pure
+//! (`crate::schedule`); this file writes, enables and removes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::cli::{JobArgs, ScheduleArgs, ScheduleCommand, SchedulePrintArgs, UnitDirArgs};
+use crate::commands::begin_write;
+use crate::commands::prune::{POLICY_FILE, save_policy};
+use crate::context::Ctx;
+use crate::error::{Error, Result};
+use crate::fsx;
+use crate::schedule::{self, Job};
+
+/// Unit file names.
+pub const SERVICE: &str = "bwguard-backup.service";
+/// The timer unit.
+pub const TIMER: &str = "bwguard-backup.timer";
+
+/// Runs a `schedule` subcommand.
+pub fn run(cmd: &ScheduleCommand, ctx: &mut Ctx) -> Result<serde_json::Value> {
+    match cmd {
+        ScheduleCommand::Install(a) => install(a, ctx),
+        ScheduleCommand::Remove(a) => remove(a, ctx),
+        ScheduleCommand::Print(a) => print(a, ctx),
+    }
+}
+
+/// The job for this install: this binary, the data directory and the
+/// store, all absolute.
+fn job(args: &JobArgs, ctx: &Ctx) -> Result<Job> {
+    schedule::check_calendar(&args.calendar).map_err(Error::Usage)?;
+    let install = ctx.install()?;
+    let exe = std::env::current_exe().map_err(|e| Error::io("cannot find", "the bwguard binary", e))?;
+    let exe = exe.canonicalize().unwrap_or(exe);
+    Ok(Job {
+        bwguard: exe,
+        bwdata: install.data,
+        store: install.store,
+        calendar: args.calendar.clone(),
+        randomized_delay: args.randomized_delay.clone(),
+        live: args.live,
+        user: args.user.clone(),
+    })
+}
+
+fn print(args: &SchedulePrintArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
+    let job = job(&args.job, ctx)?;
+    if args.cron {
+        let line = schedule::render_cron(&job, true).map_err(Error::Usage)?;
+        ctx.out.result(format!(
+            "# /etc/cron.d/bwguard-backup (no dots in the name: cron skips such files)\n{}",
+            line.trim_end()
+        ));
+        return Ok(json!({"cron": line}));
+    }
+    let (service, timer) = (schedule::render_service(&job), schedule::render_timer(&job));
+    ctx.out.result(format!("# {SERVICE}\n{service}\n# {TIMER}\n{timer}"));
+    Ok(json!({"service": service, "timer": timer}))
+}
+
+fn install(args: &ScheduleArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
+    let job = job(&args.job, ctx)?;
+    let install = ctx.install()?;
+    let (_lock, store) = begin_write(ctx, &install, "schedule")?;
+    let policy = args.retention.policy();
+    if let Some(p) = &policy {
+        save_policy(&store, p)?;
+        ctx.out.info(format!("saved the retention policy {} for backup --prune", p.describe()));
+    } else {
+        ctx.out
+            .warn("no retention flags: scheduled backups will keep every snapshot (see docs/scheduling.md)");
+    }
+    let dir = &args.dir.unit_dir;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    let own = fsx::Ownership { mode: 0o644, uid: 0, gid: 0 };
+    let (service, timer) = (schedule::render_service(&job), schedule::render_timer(&job));
+    fsx::write_atomic(&dir.join(SERVICE), service.as_bytes(), own)?;
+    fsx::write_atomic(&dir.join(TIMER), timer.as_bytes(), own)?;
+    ctx.out.result(format!("wrote {} and {}", dir.join(SERVICE).display(), dir.join(TIMER).display()));
+    let steps = [vec!["daemon-reload"], vec!["enable", "--now", TIMER]];
+    let ran = systemctl(ctx, &steps, "enable the timer")?;
+    if job.live {
+        ctx.out.warn(
+            "--live: scheduled snapshots are taken while Bitwarden runs; they are crash-consistent at best",
+        );
+    }
+    Ok(json!({
+        "unit_dir": dir,
+        "service": SERVICE,
+        "timer": TIMER,
+        "calendar": job.calendar,
+        "policy": policy,
+        "systemctl_ran": ran,
+    }))
+}
+
+fn remove(args: &UnitDirArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
+    let install = ctx.install()?;
+    let (_lock, store) = begin_write(ctx, &install, "schedule")?;
+    let dir = &args.unit_dir;
+    let present = dir.join(SERVICE).exists() || dir.join(TIMER).exists();
+    let ran =
+        if present { systemctl(ctx, &[vec!["disable", "--now", TIMER]], "stop the timer")? } else { false };
+    for name in [SERVICE, TIMER] {
+        fsx::remove_any(&dir.join(name))?;
+    }
+    if present {
+        systemctl(ctx, &[vec!["daemon-reload"]], "forget the units")?;
+    }
+    fsx::remove_any(&store.root.join(POLICY_FILE))?;
+    ctx.out.result(if present {
+        format!("removed {SERVICE} and {TIMER} from {} and the saved retention policy", dir.display())
+    } else {
+        format!("no bwguard units in {}; removed the saved retention policy if there was one", dir.display())
+    });
+    Ok(json!({"unit_dir": dir, "removed": present, "systemctl_ran": ran}))
+}
+
+/// Runs each `systemctl` step when systemd runs this host, else prints them
+/// for the admin. Returns whether they ran.
+fn systemctl(ctx: &mut Ctx, steps: &[Vec<&str>], what: &str) -> Result<bool> {
+    if !ctx.systemd {
+        ctx.out.info(format!("systemd is not running here; to {what}, run:"));
+        for s in steps {
+            ctx.out.info(format!("  systemctl {}", s.join(" ")));
+        }
+        return Ok(false);
+    }
+    for s in steps {
+        let status = Command::new("systemctl")
+            .args(s)
+            .status()
+            .map_err(|e| Error::io("cannot run", Path::new("systemctl"), e))?;
+        if !status.success() {
+            return Err(Error::Failed {
+                message: format!("`systemctl {}` failed ({status})", s.join(" ")),
+                hint: Some(format!(
+                    "run it by hand to see why; the unit files are in place ({})",
+                    PathBuf::from(SERVICE).display()
+                )),
+            });
+        }
+    }
+    Ok(true)
+}
