@@ -233,12 +233,15 @@ impl MarkedEventReceiver for Events {
     }
 }
 
-/// Walks parser events into `Yaml` values; markers count chars, `offsets` maps them to bytes.
+/// Walks parser events into `Yaml` values. Positions come from a marker's
+/// line and column (in chars), which every line break sets right again:
+/// yaml-rust2's running index drifts after non-ASCII text in block scalars.
 struct Walker<'a> {
     ev: &'a [(Event, Marker)],
     i: usize,
     anchors: HashMap<usize, Yaml>,
-    offsets: Vec<usize>,
+    body: &'a str,
+    line_starts: Vec<usize>,
 }
 
 impl<'a> Walker<'a> {
@@ -254,7 +257,11 @@ impl<'a> Walker<'a> {
     }
 
     fn byte(&self, m: &Marker) -> usize {
-        self.offsets.get(m.index()).or(self.offsets.last()).copied().unwrap_or(0)
+        let Some(&start) = self.line_starts.get(m.line().saturating_sub(1)) else {
+            return self.body.len();
+        };
+        let line = &self.body[start..];
+        start + line.char_indices().nth(m.col()).map_or(line.len(), |(b, _)| b)
     }
 
     fn node(&mut self) -> Result<Yaml, ConfigError> {
@@ -305,8 +312,9 @@ fn parse_body(body: &str) -> Result<Vec<Entry>, ConfigError> {
         line: Some(e.marker().line()),
         reason: e.info().to_string(),
     })?;
-    let offsets = body.char_indices().map(|(b, _)| b).chain([body.len()]).collect();
-    let mut w = Walker { ev: &events.0, i: 1, anchors: HashMap::new(), offsets };
+    let line_starts =
+        std::iter::once(0).chain(body.match_indices('\n').map(|(b, _)| b + 1)).collect::<Vec<usize>>();
+    let mut w = Walker { ev: &events.0, i: 1, anchors: HashMap::new(), body, line_starts };
     if !matches!(w.bump()?.0, Event::DocumentStart) || !matches!(w.bump()?.0, Event::MappingStart(..)) {
         return Err(ConfigError::NotMapping);
     }
