@@ -39,34 +39,43 @@ export BWGUARD_BWDATA=$install/bwdata BWGUARD_STORE=$store
 level_args=()
 [ -n "${LEVEL:-}" ] && level_args=(--level "$LEVEL")
 
-# now_s: wall time in seconds of the command given, its RSS peak in KiB into $rss
-rss=0
+# timed ARRAY CMD...: runs CMD, appends its wall time in seconds to ARRAY
+# and its peak RSS (KiB) to rss_all; a failing command stops the benchmark.
 timed() {
-  local out
-  out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1 )
-  rss=${out#* }
-  echo "${out%% *}"
+  local name=$1
+  shift
+  if ! /usr/bin/time -o "$dir/time.out" -f '%e %M' "$@" >/dev/null 2>"$dir/cmd.err"; then
+    echo "failed: $*" >&2
+    cat "$dir/cmd.err" >&2
+    exit 1
+  fi
+  local t m
+  read -r t m < "$dir/time.out"
+  eval "$name+=(\"\$t\")"
+  last_rss=$m
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 
 declare -a b_bw b_ref r_bw r_ref v_bw v_ref rss_all
+last_rss=0
 ref_archive=$dir/ref.tar.gz
 cd "$install"
 for i in $(seq "$runs"); do
   # Backup: archive + per-file and archive SHA-256 + read-back check.
-  b_bw+=("$(timed "$bw" --no-progress backup "${level_args[@]}")"); rss_all+=("$rss")
-  b_ref+=("$(timed bash -c "tar -cf - ${scope[*]} | pigz -p2 -6 > $ref_archive && sha256sum $ref_archive")")
+  timed b_bw "$bw" --no-progress backup "${level_args[@]}"; rss_all+=("$last_rss")
+  timed b_ref bash -c "tar -cf - ${scope[*]} | pigz -p2 -6 > $ref_archive && sha256sum $ref_archive"
   id=$("$bw" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshots"][0]["id"])')
   # Deep verify vs decompress + hash.
-  v_bw+=("$(timed "$bw" --no-progress verify --deep "$id")"); rss_all+=("$rss")
-  v_ref+=("$(timed bash -c "gzip -dc $store/$id/data.tar.gz | sha256sum")")
+  timed v_bw "$bw" --no-progress verify --deep "$id"; rss_all+=("$last_rss")
+  timed v_ref bash -c "gzip -dc $store/$id/data.tar.gz | sha256sum"
   # Rollback (check, safety snapshot, stage, check every file, swap) vs
   # extracting by hand and checking every file.
-  r_bw+=("$(timed "$bw" --no-progress rollback "$id" --yes)"); rss_all+=("$rss")
+  timed r_bw "$bw" --no-progress rollback "$id" --yes; rss_all+=("$last_rss")
   rm -rf "$dir/manual" && mkdir "$dir/manual"
-  r_ref+=("$(timed bash -c "tar -xzf $store/$id/data.tar.gz -C $dir/manual && cd $dir/manual && sha256sum -c --quiet $store/$id/SHA256SUMS")")
+  timed r_ref bash -c "tar -xzf $store/$id/data.tar.gz -C $dir/manual && cd $dir/manual && sha256sum -c --quiet $store/$id/SHA256SUMS"
   rm -rf "$dir/manual"
+  echo "run $i: backup ${b_bw[-1]}s vs ${b_ref[-1]}s, verify --deep ${v_bw[-1]}s vs ${v_ref[-1]}s, rollback ${r_bw[-1]}s vs ${r_ref[-1]}s" >&2
   # Keep the store from growing: drop this run's snapshots.
   rm -rf "${store:?}"/2*
 done

@@ -341,7 +341,7 @@ pub fn scan_reader<R: Read + Send>(
 ) -> Result<ScanReport> {
     check_manifest(manifest)?;
     std::thread::scope(|s| {
-        let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(4);
+        let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(2);
         let decoder = s.spawn(move || decode(reader, &tx));
         let seen = check_stream(
             ChannelReader { rx, buf: Vec::new(), pos: 0 },

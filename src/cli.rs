@@ -123,7 +123,7 @@ pub struct BackupArgs {
     /// A note stored in the manifest and shown by `list`
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
-    /// Deflate level, 1 (fastest) to 9 (smallest) [default: 6]
+    /// Deflate level, 1 (fastest) to 9 (smallest) [default: 2]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=9))]
     pub level: Option<u32>,
     /// After a verified backup, prune by the given or the saved retention policy

@@ -9,8 +9,8 @@
 //! - Every member is decompressed again in memory by the worker that made
 //!   it and compared with its input before it is handed to the writer, so
 //!   a compressor fault cannot produce an archive that does not restore.
-//! - Memory is bounded: at most `2 × workers` blocks wait for a worker and
-//!   `2 × workers` members wait for the writer.
+//! - Memory is bounded: at most `workers` blocks wait for a worker and
+//!   `workers` members wait for the writer.
 //! - All-zero blocks (the unused tail of a database file) are not
 //!   compressed again: each worker keeps the member for a zero block.
 
@@ -51,8 +51,8 @@ impl ParallelGz {
     /// Starts the workers and the writer for `file` at deflate `level`.
     pub fn new(file: File, level: u32, workers: usize) -> Self {
         let workers = workers.max(1);
-        let (job_tx, job_rx) = sync_channel::<Job>(workers * 2);
-        let (done_tx, done_rx) = sync_channel::<Done>(workers * 2);
+        let (job_tx, job_rx) = sync_channel::<Job>(workers);
+        let (done_tx, done_rx) = sync_channel::<Done>(workers);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let handles = (0..workers)
             .map(|_| {

@@ -29,7 +29,7 @@ use crate::store::Store;
 use crate::verify;
 
 /// Default deflate level.
-pub const DEFAULT_LEVEL: u32 = 6;
+pub const DEFAULT_LEVEL: u32 = 2;
 
 /// What to snapshot and why.
 #[derive(Debug, Clone)]

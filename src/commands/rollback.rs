@@ -7,8 +7,7 @@ use serde_json::json;
 use crate::cli::{Only, RollbackArgs};
 use crate::commands::{begin_write, confirm, human_size};
 use crate::context::{Ctx, Install};
-use crate::error::Result;
-use crate::fsx;
+use crate::error::{Error, Result};
 use crate::preflight::{self, Need};
 use crate::progress::Progress;
 use crate::restore::{self, Journal, Phase, Unit};
@@ -17,8 +16,8 @@ use crate::snapshot::{self, Request};
 use crate::store::Store;
 use crate::verify::check_files;
 
-/// Deflate level of the `before rollback` snapshot.
-pub const SAFETY_LEVEL: u32 = 1;
+/// Deflate level of the `before rollback` snapshot: stored, not compressed.
+pub const SAFETY_LEVEL: u32 = 0;
 
 /// Runs `rollback`.
 pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
@@ -68,34 +67,59 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
         return Ok(json!({"id": id, "rolled_back": false}));
     }
 
-    ctx.out.info("Taking a snapshot of the current state first");
+    // The snapshot of the current state and the staged copy of the target
+    // are made at the same time: staging writes only into staging
+    // directories, which are outside every part, and nothing in the install
+    // changes until both are complete and checked.
+    let t = std::time::Instant::now();
+    ctx.out
+        .info("Taking a snapshot of the current state while restoring into staging and checking every file");
     let mut req = Request::new(format!("before rollback to {id}"), Scope::Parts(parts.clone()));
-    req.progress = ctx.progress;
-    // The state being replaced is kept at the fastest level: it costs disk
-    // rather than the admin's time during an outage (docs/performance.md).
+    // The state being replaced is stored uncompressed: it costs disk rather
+    // than the admin's time during an outage (docs/performance.md).
     req.level = SAFETY_LEVEL;
-    let before = snapshot::take(&install, &store, &req, ctx.now)?;
-    ctx.out.info(format!("Current state saved as snapshot {}", before.id));
-
     let mut journal = Journal {
         id: id.clone(),
-        before: before.id.clone(),
+        before: String::new(),
         install_dir: install.dir.display().to_string(),
         phase: Phase::Staging,
         units: units.clone(),
     };
     journal.write(&store)?;
-    ctx.out.info("Restoring into staging and checking every file");
     let progress = Progress::new("restore", manifest.content_size(), ctx.progress);
-    let not_owned = match restore::stage(&install, &store, &manifest, &mut units, &progress) {
-        Ok(list) => list,
-        Err(e) => {
+    let now = ctx.now;
+    let (before, staged) = std::thread::scope(|s| {
+        let snap = s.spawn(|| snapshot::take(&install, &store, &req, now));
+        let staged = restore::stage(&install, &store, &manifest, &mut units, &progress);
+        let before = snap.join().unwrap_or_else(|_| {
+            Err(Error::Failed { message: "the snapshot thread panicked".into(), hint: None })
+        });
+        (before, staged)
+    });
+    drop(progress);
+    let (before, not_owned) = match (before, staged) {
+        (Ok(before), Ok(list)) => (before, list),
+        (before, staged) => {
             // Nothing in the install changed; drop what this run added.
-            let _ = Journal::remove(&store);
-            let _ = fsx::remove_any(&store.dir(&before.id));
+            restore::remove_staging(&install, &units)?;
+            if let Ok(b) = &before {
+                store.delete(&b.id)?;
+            }
+            Journal::remove(&store)?;
+            // A damaged snapshot (exit 3) says the most; else the first error.
+            let e = match staged {
+                Err(e) if e.exit() == crate::error::Exit::Integrity => e,
+                staged => before.err().or(staged.err()).unwrap_or_else(|| Error::Failed {
+                    message: "the rollback stopped without saying why".into(),
+                    hint: None,
+                }),
+            };
             return Err(e);
         }
     };
+    ctx.out.info(format!("Current state saved as snapshot {}", before.id));
+    ctx.out
+        .detail(format!("  staged, checked and saved the current state ({:.1}s)", t.elapsed().as_secs_f64()));
     if !not_owned.is_empty() {
         let shown: Vec<&str> = not_owned.iter().take(5).map(String::as_str).collect();
         ctx.out.warn(format!(
@@ -108,11 +132,16 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     // From here the rollback only goes forward: the journal lets the next
     // run finish the swap if this one is killed.
     journal.units = units.clone();
+    journal.before = before.id.clone();
     journal.phase = Phase::Swapping;
     journal.write(&store)?;
+    let t = std::time::Instant::now();
     restore::swap(&install, &units)?;
+    ctx.out.detail(format!("  swapped ({:.1}s)", t.elapsed().as_secs_f64()));
+    let t = std::time::Instant::now();
     restore::remove_staging(&install, &units)?;
     Journal::remove(&store)?;
+    ctx.out.detail(format!("  removed the replaced copy ({:.1}s)", t.elapsed().as_secs_f64()));
 
     ctx.out.result(format!(
         "Rolled back {} to snapshot {id}; the state it replaced is snapshot {}",
