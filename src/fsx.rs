@@ -64,6 +64,11 @@ pub struct Ownership {
 }
 
 impl Ownership {
+    /// `mode`, owned by this process's user: for bwguard's own files.
+    pub fn mine(mode: u32) -> Self {
+        Ownership { mode, uid: rustix::process::geteuid().as_raw(), gid: rustix::process::getegid().as_raw() }
+    }
+
     /// The mode and owner of an existing file.
     pub fn of(meta: &fs::Metadata) -> Self {
         Ownership { mode: meta.mode() & 0o7777, uid: meta.uid(), gid: meta.gid() }

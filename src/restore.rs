@@ -117,8 +117,7 @@ impl Journal {
     /// Writes the journal atomically.
     pub fn write(&self, store: &Store) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
-        let own = Ownership { mode: fsx::PRIVATE_FILE, uid: 0, gid: 0 };
-        fsx::write_atomic(&Self::path(store), &bytes, own_as_self(own))
+        fsx::write_atomic(&Self::path(store), &bytes, Ownership::mine(fsx::PRIVATE_FILE))
     }
 
     /// Removes the journal: the rollback is over.
@@ -126,11 +125,6 @@ impl Journal {
         fsx::remove_any(&Self::path(store))?;
         fsx::sync_dir(&store.root)
     }
-}
-
-/// Ownership for files bwguard creates for itself: its own user.
-fn own_as_self(own: Ownership) -> Ownership {
-    Ownership { uid: rustix::process::geteuid().as_raw(), gid: rustix::process::getegid().as_raw(), ..own }
 }
 
 /// Which parts of `manifest` to restore: all, only config.yml, or all but it.

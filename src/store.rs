@@ -141,8 +141,9 @@ impl Store {
     /// completion mark, so it is replaced, never half-written).
     pub fn rewrite_manifest(&self, manifest: &Manifest) -> Result<()> {
         let path = self.dir(&manifest.id).join(MANIFEST);
-        let own = fsx::Ownership { mode: fsx::PRIVATE_FILE, uid: 0, gid: 0 };
-        let own = fs::metadata(&path).map(|m| fsx::Ownership::of(&m)).unwrap_or(own);
+        let own = fs::metadata(&path)
+            .map(|m| fsx::Ownership::of(&m))
+            .unwrap_or_else(|_| fsx::Ownership::mine(fsx::PRIVATE_FILE));
         fsx::write_atomic(&path, &manifest.render(), own)
     }
 

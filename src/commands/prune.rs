@@ -49,11 +49,7 @@ pub fn saved_policy(store: &Store) -> Result<Option<Policy>> {
 pub fn save_policy(store: &Store, policy: &Policy) -> Result<()> {
     fsx::ensure_private_dir(&store.root)?;
     let bytes = serde_json::to_vec_pretty(policy).unwrap_or_default();
-    let own = fsx::Ownership {
-        mode: fsx::PRIVATE_FILE,
-        uid: rustix::process::geteuid().as_raw(),
-        gid: rustix::process::getegid().as_raw(),
-    };
+    let own = fsx::Ownership::mine(fsx::PRIVATE_FILE);
     fsx::write_atomic(&store.root.join(POLICY_FILE), &bytes, own)
 }
 

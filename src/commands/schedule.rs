@@ -76,7 +76,7 @@ fn install(args: &ScheduleArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     }
     let dir = &args.dir.unit_dir;
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
-    let own = fsx::Ownership { mode: 0o644, uid: 0, gid: 0 };
+    let own = fsx::Ownership::mine(0o644);
     let (service, timer) = (schedule::render_service(&job), schedule::render_timer(&job));
     fsx::write_atomic(&dir.join(SERVICE), service.as_bytes(), own)?;
     fsx::write_atomic(&dir.join(TIMER), timer.as_bytes(), own)?;
