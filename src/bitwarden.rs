@@ -2,6 +2,7 @@
 //! the database mode, the SCIM flag. Read-only; never fails on a missing or
 //! odd file (it reports unknown instead), because status must always work.
 
+use std::collections::BTreeMap;
 use std::fs;
 
 use crate::config::Config;
@@ -63,6 +64,70 @@ pub fn database_mode(config: Option<&Config>, global_override_env: Option<&str>)
     DatabaseMode::BuiltIn
 }
 
+/// The image of each service in a docker-compose file (`services.NAME.image`).
+pub fn compose_images(compose: &str) -> BTreeMap<String, String> {
+    let docs = yaml_rust2::YamlLoader::load_from_str(compose).unwrap_or_default();
+    let services = docs.first().map(|d| &d["services"]);
+    let Some(services) = services.and_then(|s| s.as_hash()) else {
+        return BTreeMap::new();
+    };
+    services
+        .iter()
+        .filter_map(|(name, svc)| Some((name.as_str()?.to_string(), svc["image"].as_str()?.to_string())))
+        .collect()
+}
+
+/// A Bitwarden release version `YYYY.M.P`, comparable.
+pub fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
+    let mut it = v.trim().trim_start_matches('v').split('.').map(|p| p.parse::<u32>().ok());
+    Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
+}
+
+/// The SQL Server major version Bitwarden's database image ran at release
+/// `v`: 2017 before 2022.10.0, 2019 from it, 2022 from 2024.2.2, 2025 from
+/// 2026.6.1.
+pub fn sql_server_of(v: &str) -> Option<u32> {
+    let v = parse_version(v)?;
+    Some(match v {
+        v if v >= (2026, 6, 1) => 2025,
+        v if v >= (2024, 2, 2) => 2022,
+        v if v >= (2022, 10, 0) => 2019,
+        _ => 2017,
+    })
+}
+
+/// What a rollback from the running version `now` to a snapshot of version
+/// `then` changes, as sentences for the admin; empty when the versions are
+/// the same or unknown.
+pub fn version_change(then: Option<&str>, now: Option<&str>, restores_data: bool) -> Vec<String> {
+    let (Some(then), Some(now)) = (then, now) else { return Vec::new() };
+    if then == now {
+        return Vec::new();
+    }
+    let mut said = vec![if restores_data {
+        format!(
+            "this restores Bitwarden {then} pins (bitwarden.sh, run.sh, docker-compose.yml) over {now}; \
+             the database returns to its state before the upgrade"
+        )
+    } else {
+        format!(
+            "this snapshot is from Bitwarden {then} and the install runs {now}: restoring only config.yml \
+             keeps the {now} database and pins"
+        )
+    }];
+    if let (Some(a), Some(b)) = (sql_server_of(then), sql_server_of(now))
+        && a != b
+        && restores_data
+    {
+        said.push(format!(
+            "the database files come from SQL Server {a} (Bitwarden {then}), the running images use SQL Server \
+             {b}: start them only with the restored {then} images (`./bitwarden.sh start`), never \
+             `./bitwarden.sh update` first: a newer engine upgrades the files for good"
+        ));
+    }
+    said
+}
+
 /// Everything recorded about Bitwarden in a manifest, read from the install.
 pub fn read_info(install: &Install) -> BitwardenInfo {
     let script = fs::read_to_string(install.dir.join(SCRIPT)).unwrap_or_default();
@@ -73,6 +138,9 @@ pub fn read_info(install: &Install) -> BitwardenInfo {
         web_version: shell_var(&script, "WEBVERSION"),
         enable_scim: config.as_ref().and_then(|c| c.bool_value("enable_scim")),
         database: database_mode(config.as_ref(), env.as_deref()).name().to_string(),
+        images: compose_images(
+            &fs::read_to_string(install.data.join("docker/docker-compose.yml")).unwrap_or_default(),
+        ),
     }
 }
 
@@ -86,6 +154,39 @@ mod tests {
         assert_eq!(shell_var(s, "COREVERSION").as_deref(), Some("2026.8.0"));
         assert_eq!(shell_var(s, "WEBVERSION").as_deref(), Some("2026.8.1"));
         assert_eq!(shell_var(s, "KEYCONNECTORVERSION"), None);
+    }
+
+    #[test]
+    fn versions_and_sql_server_generations() {
+        assert_eq!(parse_version("2026.8.0"), Some((2026, 8, 0)));
+        assert_eq!(parse_version("2024.2"), Some((2024, 2, 0)));
+        assert_eq!(parse_version("latest"), None);
+        for (v, sql) in [
+            ("2022.9.9", 2017),
+            ("2022.10.0", 2019),
+            ("2024.2.1", 2019),
+            ("2024.2.2", 2022),
+            ("2026.6.0", 2022),
+            ("2026.6.1", 2025),
+            ("2026.8.0", 2025),
+        ] {
+            assert_eq!(sql_server_of(v), Some(sql), "{v}");
+        }
+        assert!(version_change(Some("2026.8.0"), Some("2026.8.0"), true).is_empty());
+        let said = version_change(Some("2024.1.0"), Some("2026.8.0"), true);
+        assert!(said[0].contains("restores Bitwarden 2024.1.0 pins"), "{said:?}");
+        assert!(said[1].contains("SQL Server 2019") && said[1].contains("SQL Server 2025"), "{said:?}");
+        assert_eq!(version_change(Some("2026.6.0"), Some("2026.6.0"), true).len(), 0);
+        assert_eq!(version_change(Some("2026.7.0"), Some("2026.8.0"), true).len(), 1);
+    }
+
+    #[test]
+    fn reads_images_from_docker_compose() {
+        let compose = "version: '3'\nservices:\n  mssql:\n    image: ghcr.io/bitwarden/mssql:2026.8.0\n  api:\n    image: ghcr.io/bitwarden/api:2026.8.0\n  nginx:\n    build: .\n";
+        let images = compose_images(compose);
+        assert_eq!(images.len(), 2);
+        assert_eq!(images["mssql"], "ghcr.io/bitwarden/mssql:2026.8.0");
+        assert!(compose_images("not: [yaml").is_empty());
     }
 
     #[test]

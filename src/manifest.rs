@@ -74,6 +74,9 @@ pub struct BitwardenInfo {
     pub enable_scim: Option<bool>,
     /// `built-in`, `external` or `docker-volume`.
     pub database: String,
+    /// Image of each service in `bwdata/docker/docker-compose.yml`.
+    #[serde(default)]
+    pub images: std::collections::BTreeMap<String, String>,
 }
 
 /// Compression of the archive.

@@ -4,6 +4,7 @@
 
 use serde_json::json;
 
+use crate::bitwarden;
 use crate::cli::{Only, RollbackArgs};
 use crate::commands::{begin_write, confirm, human_size};
 use crate::context::{Ctx, Install};
@@ -40,12 +41,29 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
         human_size(bytes)
     ));
     ctx.out.detail(format!("parts: {}", parts.join(", ")));
+    let restores_data = units.iter().any(|u| u.rel == install.rel("mssql"));
+    let running = bitwarden::read_info(&install);
+    let version_change = bitwarden::version_change(
+        manifest.bitwarden.core_version.as_deref(),
+        running.core_version.as_deref(),
+        restores_data,
+    );
+    for said in &version_change {
+        ctx.out.warn(said);
+    }
     if args.dry_run {
         ctx.out.result(format!(
             "dry run: would snapshot the current state of {}, then replace it with snapshot {id}; nothing changed",
             parts.join(", ")
         ));
-        return Ok(json!({"id": id, "dry_run": true, "parts": parts, "files": files, "bytes": bytes}));
+        return Ok(json!({
+            "id": id,
+            "dry_run": true,
+            "parts": parts,
+            "files": files,
+            "bytes": bytes,
+            "version_change": version_change,
+        }));
     }
     if !ctx.global.yes && !ctx.interactive {
         confirm(ctx, &format!("Roll back {} to snapshot {id}?", install.dir.display()))?;
@@ -156,6 +174,13 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     for s in steps {
         ctx.out.info(format!("  {s}"));
     }
+    if !version_change.is_empty() && restores_data {
+        ctx.out.info(format!(
+            "That brings up Bitwarden {}, as pinned by the restored bitwarden.sh and docker-compose.yml. \
+             Do not run `./bitwarden.sh update` until you mean to upgrade again: it migrates the database forward.",
+            manifest.bitwarden.core_version.as_deref().unwrap_or("?")
+        ));
+    }
     Ok(json!({
         "id": id,
         "rolled_back": true,
@@ -165,6 +190,7 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
         "bytes": bytes,
         "next_steps": steps,
         "owners_not_restored": not_owned,
+        "version_change": version_change,
     }))
 }
 

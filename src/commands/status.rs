@@ -51,6 +51,9 @@ pub fn run(args: &StatusArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
         info.core_version.as_deref().unwrap_or("unknown"),
         info.web_version.as_deref().unwrap_or("unknown")
     ));
+    if let Some(db) = info.images.get("mssql") {
+        out.result(format!("db image     {db}"));
+    }
     out.result(format!("enable_scim  {scim}"));
     out.result(format!("database     {}", info.database));
     out.result(format!(

@@ -13,3 +13,4 @@ mod live;
 mod prune;
 mod roundtrip;
 mod schedule;
+mod versions;
