@@ -85,6 +85,8 @@ pub enum Command {
     /// Scheduled backups: a systemd timer (or a cron line)
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Show the journal of an --apply run: steps, times, exit codes, output
+    Log(IdArg),
     /// Keep a snapshot from pruning
     Pin(IdArg),
     /// Let a snapshot be pruned again
@@ -160,9 +162,18 @@ pub struct EditArgs {
     /// Append the key if config.yml lacks it (installs set up before 2022.8)
     #[arg(long)]
     pub add_missing: bool,
-    /// Show the edit and change nothing
+    /// Show the edit (with --apply: the plan) and change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Run Bitwarden's whole procedure: stop, snapshot, update, edit, rebuild, update, check
+    #[arg(long)]
+    pub apply: bool,
+    /// With --apply: if a step fails, stop Bitwarden, roll back to the snapshot and start it
+    #[arg(long, requires = "apply")]
+    pub rollback_on_failure: bool,
+    /// With --apply: the bitwarden.sh to run [default: bitwarden.sh beside the data directory]
+    #[arg(long, value_name = "PATH", requires = "apply")]
+    pub bitwarden_sh: Option<PathBuf>,
     /// What the snapshot taken first includes.
     #[command(flatten)]
     pub scope: ScopeArgs,

@@ -49,6 +49,7 @@ pub fn run(cmd: &Command, ctx: &mut Ctx) -> Result<serde_json::Value> {
         Command::Rollback(a) => commands::rollback::run(a, ctx),
         Command::Prune(a) => commands::prune::run(a, ctx),
         Command::Schedule(a) => commands::schedule::run(a, ctx),
+        Command::Log(a) => commands::apply::log(a, ctx),
         Command::Pin(a) => commands::pin::run_pin(a, true, ctx),
         Command::Unpin(a) => commands::pin::run_pin(a, false, ctx),
         Command::Forget(a) => commands::pin::run_forget(a, ctx),

@@ -87,8 +87,17 @@ fn steps(ctx: &mut Ctx, install: &Path) -> Result<String> {
         ctx,
     )?;
     ctx.out.info("\n== 2. bwguard enable-scim: snapshot first, then change exactly one line");
-    let edited =
-        crate::run(&Command::EnableScim(EditArgs { add_missing: false, dry_run: false, scope }), ctx)?;
+    let edited = crate::run(
+        &Command::EnableScim(EditArgs {
+            add_missing: false,
+            dry_run: false,
+            apply: false,
+            rollback_on_failure: false,
+            bitwarden_sh: None,
+            scope,
+        }),
+        ctx,
+    )?;
     let snapshot = edited["snapshot"].as_str().unwrap_or_default().to_string();
     ctx.out.info("\n== 3. bwguard diff: what changed in config.yml since that snapshot");
     crate::run(&Command::Diff(DiffArgs { id: Some(snapshot.clone()) }), ctx)?;

@@ -30,6 +30,9 @@ pub fn run_set(args: &SetArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
 }
 
 fn edit(ctx: &mut Ctx, key: &str, value: &str, args: &EditArgs, reason: &str) -> Result<serde_json::Value> {
+    if args.apply {
+        return crate::commands::apply::run(ctx, key, value, args, reason);
+    }
     let install = ctx.install()?;
     let path = install.config_path();
     let config_err = |source| Error::Config { path: path.clone(), source };
@@ -137,6 +140,17 @@ fn edit(ctx: &mut Ctx, key: &str, value: &str, args: &EditArgs, reason: &str) ->
 
 fn read_config(path: &std::path::Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(|e| Error::io("cannot read", path, e))
+}
+
+/// Reads config.yml, refusing anything but a regular file.
+pub fn read_regular(path: &std::path::Path) -> Result<Vec<u8>> {
+    if !fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+        return Err(Error::refused(
+            format!("{} is not a regular file", path.display()),
+            "bwguard edits and restores config.yml as a plain file; is --bwdata the Bitwarden data directory?",
+        ));
+    }
+    read_config(path)
 }
 
 /// The commands that apply a config.yml change (Bitwarden's procedure).

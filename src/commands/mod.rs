@@ -1,6 +1,7 @@
 //! One module per command. Each runs: lock → backup first if it changes
 //! anything → plan → show → apply, and returns its JSON document.
 
+pub mod apply;
 pub mod backup;
 pub mod demo;
 pub mod diff;

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod apply;
 mod config_edits;
 mod crash;
 mod everyday;

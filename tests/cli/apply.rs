@@ -1,0 +1,216 @@
+//! `enable-scim --apply`: Bitwarden's whole procedure, step by step.
+//!
+//! Docker cannot run here, so a stand-in `bitwarden.sh` written by these
+//! tests replaces the install's own. It records each call (and the uid it
+//! ran as) in `calls.log` beside the install, fails when `FAIL_AT` names
+//! the call (`update:2` is the second update), and behaves like the real one
+//! where bwguard relies on it: `update` and `rebuild` re-run "Setup", which
+//! re-writes config.yml without user comments, adds a missing `enable_scim`
+//! key, and regenerates docker-compose.yml with a scim service when SCIM is
+//! enabled (unless `NO_SCIM` is set); `stop` releases the database files.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::support::{Run, TestEnv, assert_same_tree};
+
+const STAND_IN: &str = r#"#!/bin/sh
+set -e
+here=$(cd "$(dirname "$0")" && pwd)
+log="$here/../calls.log"
+echo "$1 uid=$(id -u)" >> "$log"
+n=$(grep -c "^$1 " "$log")
+if [ "${FAIL_AT:-}" = "$1:$n" ]; then echo "simulated failure of $1" >&2; exit 1; fi
+cfg="$here/bwdata/config.yml"
+compose="$here/bwdata/docker/docker-compose.yml"
+case "$1" in
+  update|rebuild)
+    grep -v '^#!' "$cfg" > "$cfg.setup"
+    grep -q '^enable_scim:' "$cfg.setup" || printf '# \n# Enable SCIM\nenable_scim: false\n' >> "$cfg.setup"
+    mv "$cfg.setup" "$cfg"
+    printf 'services:\n  mssql:\n    image: ghcr.io/bitwarden/mssql:2026.8.0\n' > "$compose"
+    if grep -q '^enable_scim: true' "$cfg" && [ -z "${NO_SCIM:-}" ]; then
+      printf '  scim:\n    image: ghcr.io/bitwarden/scim:2026.8.0\n' >> "$compose"
+    fi
+    echo "Setup done"
+    ;;
+  stop|start) echo "$1 done" ;;
+esac
+"#;
+
+/// An install whose bitwarden.sh is the stand-in, with a user comment in
+/// config.yml that Setup will drop.
+fn env_with_stand_in() -> TestEnv {
+    let env = TestEnv::new();
+    let script = env.install.join("bitwarden.sh");
+    fs::write(&script, STAND_IN).unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let config = String::from_utf8(env.config()).unwrap();
+    env.set_config(config.replace("# Enable SCIM\n", "#! a user comment\n# Enable SCIM\n").as_bytes());
+    env
+}
+
+fn calls(env: &TestEnv) -> Vec<String> {
+    let log = env.dir.path().join("calls.log");
+    fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect()
+}
+
+fn apply(env: &TestEnv, extra: &[&str], fail_at: Option<&str>) -> Run {
+    let mut args = vec!["enable-scim", "--apply", "--yes", "--json"];
+    args.extend(extra);
+    let mut c = env.command(&args);
+    if let Some(f) = fail_at {
+        c.env("FAIL_AT", f);
+    }
+    let out = c.output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn a_full_run_does_every_step_in_order_and_journals_it() {
+    let env = env_with_stand_in();
+    let r = apply(&env, &[], None);
+    r.ok();
+    assert_eq!(calls(&env), ["stop", "update", "rebuild", "update"]);
+    let config = String::from_utf8(env.config()).unwrap();
+    assert!(config.contains("\nenable_scim: true\n"), "{config}");
+    let compose = fs::read_to_string(env.bwdata().join("docker/docker-compose.yml")).unwrap();
+    assert!(compose.contains("scim:"));
+    let snap = r.json()["snapshot"].as_str().unwrap().to_string();
+    // The snapshot holds the config as it was, user comment and all.
+    let log = env.run(&["log", &snap, "--json"]);
+    log.ok();
+    let journal = log.json();
+    assert_eq!(journal["outcome"], "succeeded");
+    let names: Vec<&str> =
+        journal["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "preflight",
+            "./bitwarden.sh stop",
+            "snapshot",
+            "./bitwarden.sh update",
+            "set enable_scim: true",
+            "./bitwarden.sh rebuild",
+            "./bitwarden.sh update",
+            "check"
+        ]
+    );
+    assert_eq!(journal["steps"][5]["exit_code"], 0);
+    assert!(journal["steps"][5]["output"].as_str().unwrap().contains("Setup done"));
+    env.run(&["log", &snap]).ok().says("./bitwarden.sh rebuild");
+}
+
+#[test]
+fn a_failing_step_stops_the_run_and_names_the_rollback() {
+    for (fail_at, ran) in [
+        ("update:1", &["stop", "update"][..]),
+        ("rebuild:1", &["stop", "update", "rebuild"]),
+        ("update:2", &["stop", "update", "rebuild", "update"]),
+    ] {
+        let env = env_with_stand_in();
+        let r = apply(&env, &[], Some(fail_at));
+        r.code(1);
+        assert_eq!(calls(&env), ran, "{fail_at}");
+        let err = &r.json()["error"];
+        let step = format!("./bitwarden.sh {}", fail_at.split(':').next().unwrap());
+        assert!(err["message"].as_str().unwrap().contains(&step), "{fail_at}: {err}");
+        let snap = env.snapshot_ids()[0].clone();
+        assert!(err["hint"].as_str().unwrap().contains(&format!("bwguard rollback {snap} --yes")), "{err}");
+        assert_eq!(env.run(&["log", &snap, "--json"]).json()["outcome"], "failed");
+    }
+}
+
+#[test]
+fn rollback_on_failure_puts_the_snapshot_bytes_back_and_starts_bitwarden() {
+    for fail_at in ["update:1", "rebuild:1", "update:2"] {
+        let env = env_with_stand_in();
+        let before = env.tree();
+        let r = apply(&env, &["--rollback-on-failure"], Some(fail_at));
+        r.code(1);
+        assert!(r.json()["error"]["message"].as_str().unwrap().contains("rolled back"), "{}", r.stdout);
+        assert_eq!(calls(&env).last().map(String::as_str), Some("start"), "{fail_at}");
+        assert_eq!(calls(&env).iter().filter(|c| *c == "stop").count(), 2, "{fail_at}");
+        // Everything is back as it was, config.yml's user comment included.
+        let mut now = env.tree();
+        let mut was = before.clone();
+        for t in [&mut now, &mut was] {
+            t.remove("bitwarden.sh");
+        }
+        assert_same_tree(&was, &now);
+        let snap = env.run(&["list", "--json"]).json()["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["reason"] == "before enable-scim")
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .unwrap();
+        assert_eq!(env.run(&["log", &snap, "--json"]).json()["outcome"], "rolled back");
+    }
+}
+
+#[test]
+fn a_failed_stop_changes_nothing_and_takes_no_snapshot() {
+    let env = env_with_stand_in();
+    let before = env.tree();
+    apply(&env, &[], Some("stop:1")).code(1).says("nothing was changed");
+    assert_same_tree(&before, &env.tree());
+    assert!(env.snapshot_ids().is_empty());
+}
+
+#[test]
+fn the_result_is_checked_after_setup_re_wrote_everything() {
+    let env = env_with_stand_in();
+    let mut c = env.command(&["enable-scim", "--apply", "--yes"]);
+    let out = c.env("NO_SCIM", "1").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("step `check` failed") && stderr.contains("no scim service"), "{stderr}");
+}
+
+#[test]
+fn dry_run_runs_nothing() {
+    let env = env_with_stand_in();
+    let before = env.tree();
+    let r = env.run(&["enable-scim", "--apply", "--dry-run", "--yes"]);
+    r.ok().says("./bitwarden.sh rebuild").says("nothing is run");
+    assert!(calls(&env).is_empty());
+    assert!(env.snapshot_ids().is_empty());
+    assert_same_tree(&before, &env.tree());
+}
+
+#[test]
+fn bitwarden_sh_runs_as_the_owner_and_root_installs_need_yes() {
+    use std::os::unix::fs::lchown;
+    if !bwguard::fsx::is_root() {
+        eprintln!("SKIPPED: needs root");
+        assert!(std::env::var_os("CI").is_none());
+        return;
+    }
+    let env = env_with_stand_in();
+    // A root-owned install: bitwarden.sh would ask, so --yes is needed.
+    let r = env.run(&["enable-scim", "--apply"]);
+    r.code(5).says("belongs to root").says("--yes");
+    assert!(calls(&env).is_empty());
+    // An install owned by another user: bitwarden.sh runs as that user.
+    fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    for e in walkdir::WalkDir::new(&env.install) {
+        lchown(e.unwrap().path(), Some(65534), Some(65534)).unwrap();
+    }
+    fs::write(env.dir.path().join("calls.log"), "").unwrap();
+    lchown(env.dir.path().join("calls.log"), Some(65534), Some(65534)).unwrap();
+    let r = env.run(&["enable-scim", "--apply"]);
+    r.ok();
+    let log = fs::read_to_string(env.dir.path().join("calls.log")).unwrap();
+    assert!(log.lines().all(|l| l.ends_with("uid=65534")), "{log}");
+    assert_eq!(log.lines().count(), 4);
+}
