@@ -85,7 +85,9 @@ pub enum Command {
     /// Scheduled backups: a systemd timer (or a cron line)
     #[command(subcommand)]
     Schedule(ScheduleCommand),
-    /// Show the journal of an --apply run: steps, times, exit codes, output
+    /// Snapshot, then ./bitwarden.sh updateself and update, checked and journaled
+    Upgrade(UpgradeArgs),
+    /// Show the journal of an --apply or upgrade run: steps, times, exit codes, output
     Log(IdArg),
     /// Keep a snapshot from pruning
     Pin(IdArg),
@@ -360,6 +362,23 @@ pub struct CompletionsArgs {
     /// The shell
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// Arguments of `upgrade`.
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Print the plan and run nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// If a step fails, stop Bitwarden, roll back to the snapshot and start it
+    #[arg(long)]
+    pub rollback_on_failure: bool,
+    /// The bitwarden.sh to run [default: bitwarden.sh beside the data directory]
+    #[arg(long, value_name = "PATH")]
+    pub bitwarden_sh: Option<PathBuf>,
+    /// What the snapshot taken first includes.
+    #[command(flatten)]
+    pub scope: ScopeArgs,
 }
 
 /// A snapshot id.

@@ -225,18 +225,76 @@ pub fn run(
             }
         }
     }
-    preflight::database_covered(&install, args.scope.db_backed_up_elsewhere)?;
-    let runner = Runner::new(&install, args.bitwarden_sh.as_deref(), ctx.global.yes)?;
-    if args.dry_run {
-        ctx.out.result(format!("plan for {key}: {value} (nothing is run):"));
-        for (i, s) in PLAN.iter().enumerate() {
+    let plan = Plan {
+        change: format!("{key}: {value}"),
+        reason: reason.to_string(),
+        actions: vec![
+            Action::Script("update"),
+            Action::Edit { key, value, add_missing: args.add_missing },
+            Action::Script("rebuild"),
+            Action::Script("update"),
+        ],
+        described: &PLAN,
+        check: Box::new(move |install: &Install| check_result(install, key, value, scim)),
+    };
+    let opts = Opts {
+        scope: args.scope,
+        dry_run: args.dry_run,
+        rollback_on_failure: args.rollback_on_failure,
+        bitwarden_sh: args.bitwarden_sh.clone(),
+    };
+    let doc = execute(ctx, &install, &plan, &opts)?;
+    if let Some(snap) = doc["snapshot"].as_str() {
+        ctx.out.result(format!(
+            "{key}: {value} applied; snapshot {snap} holds the state before (`bwguard log {snap}`)"
+        ));
+    }
+    Ok(
+        json!({"key": key, "changed": !opts.dry_run, "snapshot": doc["snapshot"], "journal": doc["journal"], "plan": doc["plan"]}),
+    )
+}
+
+/// What an `--apply` run does after its snapshot.
+enum Action<'a> {
+    /// `./bitwarden.sh ARG`.
+    Script(&'static str),
+    /// The one-line config.yml edit, on the file as the earlier steps left it.
+    Edit { key: &'a str, value: &'a str, add_missing: bool },
+}
+
+/// A checked procedure: stop, snapshot, the actions, the check.
+struct Plan<'a> {
+    change: String,
+    reason: String,
+    actions: Vec<Action<'a>>,
+    described: &'a [&'a str],
+    check: Box<dyn Fn(&Install) -> std::result::Result<String, String> + 'a>,
+}
+
+/// How to run a plan.
+struct Opts {
+    scope: crate::cli::ScopeArgs,
+    dry_run: bool,
+    rollback_on_failure: bool,
+    bitwarden_sh: Option<PathBuf>,
+}
+
+/// Runs `plan`: preflight of bitwarden.sh and the database mode, stop,
+/// snapshot, the actions, the check; journaled, rolled back on request.
+fn execute(ctx: &mut Ctx, install: &Install, plan: &Plan<'_>, opts: &Opts) -> Result<serde_json::Value> {
+    let install = install.clone();
+    preflight::database_covered(&install, opts.scope.db_backed_up_elsewhere)?;
+    let runner = Runner::new(&install, opts.bitwarden_sh.as_deref(), ctx.global.yes)?;
+    if opts.dry_run {
+        ctx.out.result(format!("plan for {} (nothing is run):", plan.change));
+        for (i, s) in plan.described.iter().enumerate() {
             ctx.out.result(format!("  {}. {s}", i + 1));
         }
-        return Ok(json!({"key": key, "dry_run": true, "plan": PLAN}));
+        return Ok(json!({"snapshot": null, "dry_run": true, "plan": plan.described}));
     }
     let (lock, store) = begin_write(ctx, &install, "apply")?;
     let mut journal = ApplyJournal {
-        change: format!("{key}: {value}"),
+        change: plan.change.clone(),
         snapshot: None,
         steps: Vec::new(),
         outcome: "failed".into(),
@@ -266,8 +324,9 @@ pub fn run(
     }
     // 3. Snapshot and read back.
     let (t, started) = (Instant::now(), now_rfc3339());
-    let mut req = Request::new(reason, Scope::from_flags(args.scope.with_attachments, args.scope.full));
-    req.live = args.scope.live;
+    let mut req =
+        Request::new(plan.reason.clone(), Scope::from_flags(opts.scope.with_attachments, opts.scope.full));
+    req.live = opts.scope.live;
     let taken = snapshot::take(&install, &store, &req, ctx.now);
     let snap = match taken {
         Ok(m) => {
@@ -290,34 +349,101 @@ pub fn run(
             return Err(e);
         }
     };
-    // 4.–7. update, edit, rebuild, update.
-    for step in ["update", "set", "rebuild", "update"] {
-        let s = if step == "set" { edit_step(&path, key, value, args.add_missing) } else { runner.run(step) };
+    for action in &plan.actions {
+        let s = match action {
+            Action::Script(arg) => runner.run(arg),
+            Action::Edit { key, value, add_missing } => {
+                edit_step(&install.config_path(), key, value, *add_missing)
+            }
+        };
         let ok = s.ok;
         journal.steps.push(s);
         if !ok {
             failed(ctx, &mut journal, &store)?;
-            return finish_failure(ctx, journal, &store, &install, &runner, args, lock, &snap);
+            return finish_failure(
+                ctx,
+                journal,
+                &store,
+                &install,
+                &runner,
+                opts.rollback_on_failure,
+                lock,
+                &snap,
+            );
         }
         save(&store, &journal)?;
         show(ctx, journal.steps.last());
     }
-    // 8. Check what Setup left.
+    // Check what Setup left.
     let (t, started) = (Instant::now(), now_rfc3339());
-    let check = check_result(&install, key, value, scim);
+    let check = (plan.check)(&install);
     journal.steps.push(own_step("check", t, started, check));
     if !journal.steps.last().is_some_and(|s| s.ok) {
         failed(ctx, &mut journal, &store)?;
-        return finish_failure(ctx, journal, &store, &install, &runner, args, lock, &snap);
+        return finish_failure(
+            ctx,
+            journal,
+            &store,
+            &install,
+            &runner,
+            opts.rollback_on_failure,
+            lock,
+            &snap,
+        );
     }
     journal.outcome = "succeeded".into();
     save(&store, &journal)?;
     show(ctx, journal.steps.last());
-    ctx.out.result(format!(
-        "{key}: {value} applied; snapshot {snap} holds the state before (`bwguard log {snap}`)"
-    ));
-    Ok(json!({"key": key, "changed": true, "snapshot": snap, "journal": journal}))
+    Ok(json!({"snapshot": snap, "journal": journal, "plan": null}))
 }
+
+/// Runs `upgrade`: stop, snapshot, `./bitwarden.sh updateself`, `update`,
+/// and a check that the pinned version is readable afterwards.
+pub fn upgrade(args: &crate::cli::UpgradeArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
+    let install = ctx.install()?;
+    let before = crate::bitwarden::read_info(&install).core_version;
+    let from = before.clone().unwrap_or_else(|| "an unknown version".into());
+    let plan = Plan {
+        change: format!("upgrade from {from}"),
+        reason: "before upgrade".into(),
+        actions: vec![Action::Script("updateself"), Action::Script("update")],
+        described: &UPGRADE_PLAN,
+        check: Box::new(move |install: &Install| {
+            let after = crate::bitwarden::read_info(install).core_version;
+            match (&before, &after) {
+                (_, None) => Err("bitwarden.sh no longer pins a COREVERSION".into()),
+                (Some(b), Some(a)) if a == b => Ok(format!("Bitwarden {a}: already the newest")),
+                (b, Some(a)) => Ok(format!("Bitwarden {} -> {a}", b.as_deref().unwrap_or("?"))),
+            }
+        }),
+    };
+    let opts = Opts {
+        scope: args.scope,
+        dry_run: args.dry_run,
+        rollback_on_failure: args.rollback_on_failure,
+        bitwarden_sh: args.bitwarden_sh.clone(),
+    };
+    let doc = execute(ctx, &install, &plan, &opts)?;
+    if let (Some(snap), Some(check)) =
+        (doc["snapshot"].as_str(), doc["journal"]["steps"].as_array().and_then(|s| s.last()))
+    {
+        ctx.out.result(format!(
+            "{}; snapshot {snap} holds the state before (`bwguard rollback {snap}` goes back)",
+            check["output"].as_str().unwrap_or("upgraded")
+        ));
+    }
+    Ok(doc)
+}
+
+/// The upgrade plan, as shown by `--dry-run`.
+const UPGRADE_PLAN: [&str; 6] = [
+    "preflight: database mode, free space, lock, bitwarden.sh",
+    "./bitwarden.sh stop (so the snapshot is cold)",
+    "snapshot and read back (reason `before upgrade`)",
+    "./bitwarden.sh updateself",
+    "./bitwarden.sh update",
+    "check: bitwarden.sh pins a version",
+];
 
 /// The one-line edit, planned on the file as `update` left it.
 fn edit_step(path: &Path, key: &str, value: &str, add_missing: bool) -> Step {
@@ -383,12 +509,12 @@ fn finish_failure(
     store: &Store,
     install: &Install,
     runner: &Runner,
-    args: &EditArgs,
+    rollback_on_failure: bool,
     lock: crate::lock::StoreLock,
     snap: &str,
 ) -> Result<serde_json::Value> {
     let err = step_failed(&journal, Some(snap), install);
-    if !args.rollback_on_failure {
+    if !rollback_on_failure {
         save(store, &journal)?;
         return Err(err);
     }

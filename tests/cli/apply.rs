@@ -7,7 +7,8 @@
 //! where bwguard relies on it: `update` and `rebuild` re-run "Setup", which
 //! re-writes config.yml without user comments, adds a missing `enable_scim`
 //! key, and regenerates docker-compose.yml with a scim service when SCIM is
-//! enabled (unless `NO_SCIM` is set); `stop` releases the database files.
+//! enabled (unless `NO_SCIM` is set); `updateself` pins a newer version in
+//! the script itself; `stop` releases the database files.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -16,6 +17,8 @@ use crate::support::{Run, TestEnv, assert_same_tree};
 
 const STAND_IN: &str = r#"#!/bin/sh
 set -e
+COREVERSION="2026.8.0"
+WEBVERSION="2026.8.0"
 here=$(cd "$(dirname "$0")" && pwd)
 log="$here/../calls.log"
 echo "$1 uid=$(id -u)" >> "$log"
@@ -33,6 +36,10 @@ case "$1" in
       printf '  scim:\n    image: ghcr.io/bitwarden/scim:2026.8.0\n' >> "$compose"
     fi
     echo "Setup done"
+    ;;
+  updateself)
+    sed -i 's/^COREVERSION=.*/COREVERSION="2026.9.0"/; s/^WEBVERSION=.*/WEBVERSION="2026.9.0"/' "$0"
+    echo "updated bitwarden.sh"
     ;;
   stop|start) echo "$1 done" ;;
 esac
@@ -213,4 +220,34 @@ fn bitwarden_sh_runs_as_the_owner_and_root_installs_need_yes() {
     let log = fs::read_to_string(env.dir.path().join("calls.log")).unwrap();
     assert!(log.lines().all(|l| l.ends_with("uid=65534")), "{log}");
     assert_eq!(log.lines().count(), 4);
+}
+
+#[test]
+fn upgrade_snapshots_then_updates_and_can_roll_itself_back() {
+    let env = env_with_stand_in();
+    let r = env.run(&["upgrade", "--yes", "--json"]);
+    r.ok();
+    assert_eq!(calls(&env), ["stop", "updateself", "update"]);
+    let snap = r.json()["snapshot"].as_str().unwrap().to_string();
+    let journal = env.run(&["log", &snap, "--json"]).json();
+    assert_eq!(journal["outcome"], "succeeded");
+    let check = journal["steps"].as_array().unwrap().last().unwrap()["output"].as_str().unwrap().to_string();
+    assert!(check.contains("2026.8.0 -> 2026.9.0"), "{check}");
+    let list = env.run(&["list", "--json"]).json();
+    let before =
+        list["snapshots"].as_array().unwrap().iter().find(|s| s["id"] == snap.as_str()).unwrap().clone();
+    assert_eq!(before["reason"], "before upgrade");
+    assert_eq!(before["bitwarden"]["core_version"], "2026.8.0");
+
+    // A failed update is rolled back: the old pins and database return.
+    let env = env_with_stand_in();
+    let tree = env.tree();
+    let mut c = env.command(&["upgrade", "--yes", "--rollback-on-failure"]);
+    let out = c.env("FAIL_AT", "update:1").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_same_tree(&tree, &env.tree());
+    assert!(
+        fs::read_to_string(env.install.join("bitwarden.sh")).unwrap().contains("COREVERSION=\"2026.8.0\"")
+    );
+    assert_eq!(calls(&env).last().map(String::as_str), Some("start"));
 }
