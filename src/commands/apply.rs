@@ -268,8 +268,11 @@ struct Plan<'a> {
     reason: String,
     actions: Vec<Action<'a>>,
     described: &'a [&'a str],
-    check: Box<dyn Fn(&Install) -> std::result::Result<String, String> + 'a>,
+    check: Check<'a>,
 }
+
+/// The last step of a plan: what it found, or why the result is wrong.
+type Check<'a> = Box<dyn Fn(&Install) -> std::result::Result<String, String> + 'a>;
 
 /// How to run a plan.
 struct Opts {
