@@ -230,7 +230,10 @@ pub fn run(
         reason: reason.to_string(),
         actions: vec![
             Action::Script("update"),
-            Action::Edit { key, value, add_missing: args.add_missing },
+            // `update` prints "Update not needed" and adds nothing when the
+            // images are current, so a missing key is appended here; the
+            // rebuild that follows re-writes the file in Setup's own form.
+            Action::Edit { key, value, add_missing: true },
             Action::Script("rebuild"),
             Action::Script("update"),
         ],

@@ -27,6 +27,9 @@ if [ "${FAIL_AT:-}" = "$1:$n" ]; then echo "simulated failure of $1" >&2; exit 1
 cfg="$here/bwdata/config.yml"
 compose="$here/bwdata/docker/docker-compose.yml"
 case "$1" in
+  update) if [ -n "${UPDATE_NOT_NEEDED:-}" ]; then echo "Update not needed"; exit 0; fi ;;
+esac
+case "$1" in
   update|rebuild)
     grep -v '^#!' "$cfg" > "$cfg.setup"
     grep -q '^enable_scim:' "$cfg.setup" || printf '# \n# Enable SCIM\nenable_scim: false\n' >> "$cfg.setup"
@@ -250,4 +253,18 @@ fn upgrade_snapshots_then_updates_and_can_roll_itself_back() {
         fs::read_to_string(env.install.join("bitwarden.sh")).unwrap().contains("COREVERSION=\"2026.8.0\"")
     );
     assert_eq!(calls(&env).last().map(String::as_str), Some("start"));
+}
+
+#[test]
+fn an_old_config_gets_the_key_even_when_update_is_not_needed() {
+    // Real bitwarden.sh prints "Update not needed" and adds nothing when the
+    // running images already match: the edit step appends the key, and the
+    // rebuild re-writes the file as Setup writes it.
+    let env = env_with_stand_in();
+    env.set_config(include_bytes!("../../fixtures/config-2022.6.yml"));
+    let mut c = env.command(&["enable-scim", "--apply", "--yes"]);
+    let out = c.env("UPDATE_NOT_NEEDED", "1").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let config = String::from_utf8(env.config()).unwrap();
+    assert_eq!(config.matches("\nenable_scim: true\n").count(), 1, "{config}");
 }
