@@ -176,6 +176,9 @@ pub struct EditArgs {
     /// With --apply: the bitwarden.sh to run [default: bitwarden.sh beside the data directory]
     #[arg(long, value_name = "PATH", requires = "apply")]
     pub bitwarden_sh: Option<PathBuf>,
+    /// A Helm install: set component.scim.enabled in this values file instead
+    #[arg(long, value_name = "FILE", conflicts_with = "apply")]
+    pub helm_values: Option<PathBuf>,
     /// What the snapshot taken first includes.
     #[command(flatten)]
     pub scope: ScopeArgs,
@@ -221,6 +224,9 @@ pub struct RollbackArgs {
     /// Show what would be restored and change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Restore a Helm values file snapshotted by `enable-scim --helm-values`
+    #[arg(long, value_name = "FILE")]
+    pub helm_values: Option<PathBuf>,
 }
 
 /// A retention policy, restic-style.

@@ -14,6 +14,7 @@ pub mod context;
 pub mod error;
 pub mod fsx;
 pub mod gz;
+pub mod helm;
 pub mod live;
 pub mod lock;
 pub mod manifest;

@@ -40,6 +40,9 @@ pub enum Scope {
     /// `config.yml` plus the given install-relative parts (the state a
     /// rollback is about to replace).
     Parts(Vec<String>),
+    /// Just these files, relative to the install directory (a Helm values
+    /// file, which has no config.yml beside it).
+    Files(Vec<String>),
 }
 
 impl Scope {
@@ -59,6 +62,7 @@ impl Scope {
             Scope::WithAttachments => "with-attachments",
             Scope::Full => "full",
             Scope::Parts(_) => "partial",
+            Scope::Files(_) => "files",
         }
     }
 
@@ -87,8 +91,9 @@ impl Scope {
                     .chain(parts.iter().filter(|p| **p != config).cloned())
                     .collect()
             }
+            Scope::Files(files) => files.clone(),
         };
-        if !matches!(self, Scope::Parts(_)) {
+        if !matches!(self, Scope::Parts(_) | Scope::Files(_)) {
             paths.push(SCRIPT.to_string());
         }
         Ok(paths)
@@ -99,6 +104,7 @@ impl Scope {
 pub fn collect(install: &Install, scope: &Scope) -> Result<(Vec<Part>, Vec<Source>)> {
     let config = install.config_path();
     match fs::symlink_metadata(&config) {
+        _ if matches!(scope, Scope::Files(_)) => {}
         Ok(m) if m.is_file() => {}
         Ok(_) => {
             return Err(Error::refused(

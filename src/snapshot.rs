@@ -123,7 +123,13 @@ fn write_snapshot(
         note: req.note.clone(),
         // Snapshots taken before a change are what a rollback needs.
         pinned: req.reason.starts_with("before "),
-        bitwarden: bitwarden::read_info(install),
+        // A Helm values file: the database is the cluster's.
+        bitwarden: match req.scope {
+            Scope::Files(_) => {
+                crate::manifest::BitwardenInfo { database: "external".into(), ..Default::default() }
+            }
+            _ => bitwarden::read_info(install),
+        },
         consistency: if live { "live" } else { "cold" }.into(),
         compression: Compression { format: "gzip".into(), level: req.level },
         archive: ArchiveInfo { name: ARCHIVE.into(), size: digest.size, sha256: digest.sha256 },

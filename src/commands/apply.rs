@@ -532,7 +532,12 @@ fn finish_failure(
     let saved = ctx.global.yes;
     ctx.global.yes = true;
     let rolled = crate::run(
-        &Cli::Rollback(RollbackArgs { id: Some(snap.to_string()), only: None, dry_run: false }),
+        &Cli::Rollback(RollbackArgs {
+            id: Some(snap.to_string()),
+            only: None,
+            dry_run: false,
+            helm_values: None,
+        }),
         ctx,
     );
     ctx.global.yes = saved;

@@ -94,6 +94,7 @@ fn steps(ctx: &mut Ctx, install: &Path) -> Result<String> {
             apply: false,
             rollback_on_failure: false,
             bitwarden_sh: None,
+            helm_values: None,
             scope,
         }),
         ctx,
@@ -105,7 +106,12 @@ fn steps(ctx: &mut Ctx, install: &Path) -> Result<String> {
     crate::run(&Command::Verify(VerifyArgs { ids: Vec::new(), all: true, deep: true }), ctx)?;
     ctx.out.info(format!("\n== 5. bwguard rollback {snapshot}: back to the state before enable-scim"));
     crate::run(
-        &Command::Rollback(RollbackArgs { id: Some(snapshot.clone()), only: None, dry_run: false }),
+        &Command::Rollback(RollbackArgs {
+            id: Some(snapshot.clone()),
+            only: None,
+            dry_run: false,
+            helm_values: None,
+        }),
         ctx,
     )?;
     let config = fs::read_to_string(install.join("bwdata/config.yml")).unwrap_or_default();

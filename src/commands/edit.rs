@@ -33,6 +33,12 @@ fn edit(ctx: &mut Ctx, key: &str, value: &str, args: &EditArgs, reason: &str) ->
     if args.apply {
         return crate::commands::apply::run(ctx, key, value, args, reason);
     }
+    if let Some(file) = &args.helm_values {
+        if key != "enable_scim" {
+            return Err(Error::Usage("--helm-values works with enable-scim and disable-scim only".into()));
+        }
+        return crate::commands::helm::run(ctx, value == "true", file, args);
+    }
     let install = ctx.install()?;
     let path = install.config_path();
     let config_err = |source| Error::Config { path: path.clone(), source };

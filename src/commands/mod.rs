@@ -7,6 +7,7 @@ pub mod demo;
 pub mod diff;
 pub mod docs;
 pub mod edit;
+pub mod helm;
 pub mod list;
 pub mod pin;
 pub mod prune;

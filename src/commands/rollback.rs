@@ -22,7 +22,11 @@ pub const SAFETY_LEVEL: u32 = 0;
 
 /// Runs `rollback`.
 pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
-    let install = ctx.install()?;
+    let install = match &args.helm_values {
+        Some(file) => crate::commands::helm::install_of(ctx, file)?,
+        None => ctx.install()?,
+    };
+    let helm = args.helm_values.is_some();
     let store = Store::new(&install.store);
     let id = store.resolve(args.id.as_deref())?;
     let manifest = store.open(&id)?;
@@ -73,7 +77,7 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     preflight::no_database_holders(&install)?;
     // Room first (rule 8), then the archive against its checksums, all
     // before touching anything.
-    preflight::room(&room_needs(&install, &store, &units, bytes)?)?;
+    preflight::room(&room_needs(&install, &store, &units, bytes, helm)?)?;
     check_files(
         &store.dir(&id),
         &manifest,
@@ -92,7 +96,8 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     let t = std::time::Instant::now();
     ctx.out
         .info("Taking a snapshot of the current state while restoring into staging and checking every file");
-    let mut req = Request::new(format!("before rollback to {id}"), Scope::Parts(parts.clone()));
+    let scope = if helm { Scope::Files(parts.clone()) } else { Scope::Parts(parts.clone()) };
+    let mut req = Request::new(format!("before rollback to {id}"), scope);
     // The state being replaced is stored uncompressed: it costs disk rather
     // than the admin's time during an outage (docs/performance.md).
     req.level = SAFETY_LEVEL;
@@ -196,9 +201,16 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
 
 /// Space a rollback needs: the staged copy beside each part, and the
 /// snapshot of the current state in the store.
-fn room_needs(install: &Install, store: &Store, units: &[Unit], staged_bytes: u64) -> Result<Vec<Need>> {
+fn room_needs(
+    install: &Install,
+    store: &Store,
+    units: &[Unit],
+    staged_bytes: u64,
+    helm: bool,
+) -> Result<Vec<Need>> {
     let rels: Vec<String> = units.iter().map(|u| u.rel.clone()).collect();
-    let (_, sources) = scope::collect(install, &Scope::Parts(rels))?;
+    let scope = if helm { Scope::Files(rels) } else { Scope::Parts(rels) };
+    let (_, sources) = scope::collect(install, &scope)?;
     Ok(vec![
         Need {
             path: preflight::existing_ancestor(&store.root),

@@ -9,6 +9,7 @@ mod config_edits;
 mod crash;
 mod everyday;
 mod faults;
+mod helm;
 mod hostile;
 mod live;
 mod prune;
