@@ -355,11 +355,16 @@ fn execute(ctx: &mut Ctx, install: &Install, plan: &Plan<'_>, opts: &Opts) -> Re
             return Err(e);
         }
     };
-    for action in &plan.actions {
+    // The actions, then the check of what Setup left (`None`).
+    for action in plan.actions.iter().map(Some).chain([None]) {
         let s = match action {
-            Action::Script(arg) => runner.run(arg),
-            Action::Edit { key, value, add_missing } => {
+            Some(Action::Script(arg)) => runner.run(arg),
+            Some(Action::Edit { key, value, add_missing }) => {
                 edit_step(&install.config_path(), key, value, *add_missing)
+            }
+            None => {
+                let (t, started) = (Instant::now(), now_rfc3339());
+                own_step("check", t, started, (plan.check)(&install))
             }
         };
         let ok = s.ok;
@@ -377,25 +382,10 @@ fn execute(ctx: &mut Ctx, install: &Install, plan: &Plan<'_>, opts: &Opts) -> Re
                 &snap,
             );
         }
-        save(&store, &journal)?;
-        show(ctx, journal.steps.last());
-    }
-    // Check what Setup left.
-    let (t, started) = (Instant::now(), now_rfc3339());
-    let check = (plan.check)(&install);
-    journal.steps.push(own_step("check", t, started, check));
-    if !journal.steps.last().is_some_and(|s| s.ok) {
-        failed(ctx, &mut journal, &store)?;
-        return finish_failure(
-            ctx,
-            journal,
-            &store,
-            &install,
-            &runner,
-            opts.rollback_on_failure,
-            lock,
-            &snap,
-        );
+        if action.is_some() {
+            save(&store, &journal)?;
+            show(ctx, journal.steps.last());
+        }
     }
     journal.outcome = "succeeded".into();
     save(&store, &journal)?;

@@ -125,7 +125,14 @@ fn gnu_tar_and_sha256sum_accept_the_snapshot_for_a_manual_restore() {
 #[test]
 fn snapshot_files_are_private_whatever_the_umask() {
     let env = TestEnv::new();
-    let id = env.backup();
+    // Run under the most permissive umask: the modes must come from bwguard.
+    let script =
+        format!("umask 000; exec '{}' --store '{}' backup --json", crate::support::BIN, env.store.display());
+    let out = Command::new("sh").arg("-c").arg(script).current_dir(&env.install).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = doc["id"].as_str().unwrap().to_string();
+    assert_eq!(fs::metadata(&env.store).unwrap().permissions().mode() & 0o777, 0o700, "the store itself");
     let snap = env.snap_dir(&id);
     assert_eq!(fs::metadata(&snap).unwrap().permissions().mode() & 0o777, 0o700);
     for f in ["data.tar.gz", "SHA256SUMS", "data.tar.gz.sha256", "manifest.json"] {
