@@ -84,7 +84,9 @@ pub fn main_with(cli: Cli) -> i32 {
             e.exit() as i32
         }
     };
+    let dry_run = result.as_ref().is_ok_and(|doc| doc["dry_run"] == true);
     if let Some(name) = writing_command(&cli.command)
+        && !dry_run
         && !std::io::stderr().is_terminal()
     {
         log_line(name, &result, started.elapsed());

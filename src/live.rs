@@ -75,13 +75,18 @@ pub fn scan(dir: &Path, proc: &Path) -> Scan {
             continue;
         }
         let command = || fs::read_to_string(p.path().join("comm")).unwrap_or_default().trim().to_string();
-        let Ok(fds) = fs::read_dir(p.path().join("fd")) else {
-            out.unreadable += 1;
-            if command() == SQL_SERVER {
-                // Its open files cannot be seen (not root); that it runs is enough.
-                out.holders.push(Holder { pid, command: command(), file: dir.to_path_buf() });
+        let fds = match fs::read_dir(p.path().join("fd")) {
+            Ok(fds) => fds,
+            // Gone since the listing, or a kernel thread: nothing to see.
+            Err(e) if e.kind() != std::io::ErrorKind::PermissionDenied => continue,
+            Err(_) => {
+                out.unreadable += 1;
+                if command() == SQL_SERVER {
+                    // Its open files cannot be seen (not root); that it runs is enough.
+                    out.holders.push(Holder { pid, command: command(), file: dir.to_path_buf() });
+                }
+                continue;
             }
-            continue;
         };
         for fd in fds.filter_map(Result::ok) {
             // stat follows the magic link to the open file itself; without

@@ -60,8 +60,10 @@ pub fn run(args: &StatusArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
         "db files     {}",
         if open {
             format!("OPEN: {} (stop Bitwarden before a backup or rollback)", scan.describe())
-        } else if scan.unreadable > 0 {
+        } else if scan.unreadable > 0 && !crate::fsx::is_root() {
             "not open by any process this user can see (run as root to check all)".to_string()
+        } else if scan.unreadable > 0 {
+            format!("closed ({} processes could not be inspected)", scan.unreadable)
         } else {
             "closed".to_string()
         }
