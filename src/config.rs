@@ -312,8 +312,15 @@ fn parse_body(body: &str) -> Result<Vec<Entry>, ConfigError> {
         line: Some(e.marker().line()),
         reason: e.info().to_string(),
     })?;
-    let line_starts =
-        std::iter::once(0).chain(body.match_indices('\n').map(|(b, _)| b + 1)).collect::<Vec<usize>>();
+    // Line breaks as YAML counts them: LF, CRLF, and a lone CR.
+    let bytes = body.as_bytes();
+    let line_starts = std::iter::once(0)
+        .chain((0..bytes.len()).filter_map(|i| match bytes[i] {
+            b'\n' => Some(i + 1),
+            b'\r' if bytes.get(i + 1) != Some(&b'\n') => Some(i + 1),
+            _ => None,
+        }))
+        .collect::<Vec<usize>>();
     let mut w = Walker { ev: &events.0, i: 1, anchors: HashMap::new(), body, line_starts };
     if !matches!(w.bump()?.0, Event::DocumentStart) || !matches!(w.bump()?.0, Event::MappingStart(..)) {
         return Err(ConfigError::NotMapping);
@@ -354,6 +361,12 @@ fn parse_body(body: &str) -> Result<Vec<Entry>, ConfigError> {
             return Err(ConfigError::DuplicateKey { key: e.key.clone(), lines });
         }
     }
+    // The loader's own reading must agree that this is one sound document
+    // (it also refuses keys duplicated at any depth, `~` and `` included).
+    yaml_rust2::YamlLoader::load_from_str(body).map_err(|e| ConfigError::Unparsable {
+        line: Some(e.marker().line()),
+        reason: e.info().to_string(),
+    })?;
     Ok(entries)
 }
 
@@ -940,5 +953,14 @@ mod tests {
         assert_eq!(KNOWN_KEYS.len(), 21);
         let bools = KNOWN_KEYS.iter().filter(|k| k.ty == KeyType::Bool).count();
         assert_eq!(bools, 9);
+    }
+
+    #[test]
+    fn regression_fuzz_duplicate_null_keys_are_refused() {
+        // Found by the config_edit fuzz target: `~` and an empty key are
+        // both null, so YAML sees a duplicate that a string compare misses;
+        // a lone CR is a line break.
+        let r = plan_set(b"~  : |\n  c\r:", "ssl_versions", "TLSv1.2", true);
+        assert!(matches!(r, Err(ConfigError::Unparsable { .. })), "{r:?}");
     }
 }
