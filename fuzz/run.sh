@@ -47,6 +47,11 @@ start=$SECONDS
 "${build_env[@]}" cargo fuzz build "${fuzz_flags[@]}"
 echo "built in $((SECONDS - start)) s"
 
+# FUZZ_SEED=N makes libFuzzer's choices repeatable (CI uses it, so a CI
+# run explores what a longer local run with the same seed already did).
+seed_args=()
+if [ -n "${FUZZ_SEED:-}" ]; then seed_args=(-seed="$FUZZ_SEED"); fi
+
 failed=()
 summary=()
 for t in "${targets[@]}"; do
@@ -56,7 +61,7 @@ for t in "${targets[@]}"; do
   rc=0
   # New inputs go to corpus/$t (first directory); seeds/$t is only read.
   "${build_env[@]}" cargo fuzz run "${fuzz_flags[@]}" "$t" "corpus/$t" "seeds/$t" -- \
-    -max_total_time="$seconds" -timeout="$timeout" -dict="$t.dict" -print_final_stats=1 \
+    -max_total_time="$seconds" -timeout="$timeout" -dict="$t.dict" -print_final_stats=1 "${seed_args[@]}" \
     >"$log" 2>&1 || rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   runs="${runs:-?}"
