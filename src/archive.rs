@@ -301,19 +301,11 @@ impl Read for Content<'_> {
     }
 }
 
-/// What a scan saw beyond the per-entry checks.
-#[derive(Debug)]
-pub struct ScanReport {
-    /// Entries checked.
-    pub entries: usize,
-    /// Digest of the raw archive bytes, when the scan read to the end.
-    pub archive: Option<Digest256>,
-}
-
 /// Reads the archive at `path` entry by entry, checking each against
 /// `manifest` (see the module invariants), and calls `on_entry` for every
 /// checked entry with its content. With `stop_after`, stops after that many
-/// entries (the archive digest is then not computed). Any disagreement is
+/// entries. Returns the digest of the raw archive when it was read to the
+/// end (not with `stop_after`). Any disagreement is
 /// [`Error::Integrity`]; errors from `on_entry` pass through unchanged.
 pub fn scan(
     path: &Path,
@@ -321,7 +313,7 @@ pub fn scan(
     stop_after: Option<usize>,
     progress: &Progress,
     on_entry: impl FnMut(&Entry, &mut Content<'_>) -> Result<()>,
-) -> Result<ScanReport> {
+) -> Result<Option<Digest256>> {
     let file = File::open(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::integrity(&manifest.id, format!("{} is missing", path.display())),
         _ => Error::io("cannot open", path, e),
@@ -338,7 +330,7 @@ pub fn scan_reader<R: Read + Send>(
     stop_after: Option<usize>,
     progress: &Progress,
     on_entry: impl FnMut(&Entry, &mut Content<'_>) -> Result<()>,
-) -> Result<ScanReport> {
+) -> Result<Option<Digest256>> {
     check_manifest(manifest)?;
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(2);
@@ -352,13 +344,13 @@ pub fn scan_reader<R: Read + Send>(
         );
         let raw =
             decoder.join().map_err(|_| Error::integrity(&manifest.id, "the decompression thread panicked"));
-        let seen = seen?;
+        seen?;
         if stop_after.is_some_and(|n| n < manifest.entries.len()) {
-            return Ok(ScanReport { entries: seen, archive: None });
+            return Ok(None);
         }
         let raw =
             raw?.map_err(|e| Error::integrity(&manifest.id, format!("archive unreadable at its end: {e}")))?;
-        Ok(ScanReport { entries: seen, archive: Some(raw) })
+        Ok(Some(raw))
     })
 }
 

@@ -8,7 +8,7 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
@@ -22,7 +22,6 @@ pub const LOCK_FILE: &str = "lock";
 #[derive(Debug)]
 pub struct StoreLock {
     file: File,
-    path: PathBuf,
 }
 
 impl StoreLock {
@@ -60,12 +59,7 @@ impl StoreLock {
             .and_then(|_| file.rewind())
             .and_then(|_| file.write_all(text.as_bytes()))
             .map_err(|e| Error::io("cannot write lock file", &path, e))?;
-        Ok(StoreLock { file, path })
-    }
-
-    /// The lock file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(StoreLock { file })
     }
 }
 

@@ -38,11 +38,6 @@ impl Progress {
     pub fn add(&self, n: u64) {
         self.bar.inc(n);
     }
-
-    /// Bytes done so far.
-    pub fn done(&self) -> u64 {
-        self.bar.position()
-    }
 }
 
 impl Drop for Progress {

@@ -33,7 +33,7 @@ pub fn check_files(dir: &Path, manifest: &Manifest, deep: bool, progress: &Progr
     }
     let path = dir.join(ARCHIVE);
     let digest = if deep {
-        archive::scan(&path, manifest, None, progress, |_, _| Ok(()))?.archive
+        archive::scan(&path, manifest, None, progress, |_, _| Ok(()))?
     } else {
         Some(hash_file(&path, progress).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => bad(format!("{ARCHIVE} is missing")),

@@ -38,8 +38,11 @@ fn scan(archive: &[u8], manifest: &Manifest, stop_after: Option<usize>) -> Optio
         let _ = content.read(&mut head);
         Ok(())
     });
-    result.ok().map(|report| {
-        assert_eq!(report.entries, seen.len(), "the report counts other entries than were handed out");
+    result.ok().map(|digest| {
+        let want = stop_after.unwrap_or(manifest.entries.len()).min(manifest.entries.len());
+        assert_eq!(want, seen.len(), "an accepted scan handed out other entries than the manifest lists");
+        // The raw digest comes only from a scan that read to the end.
+        assert_eq!(digest.is_some(), want == manifest.entries.len(), "digest without reading to the end");
         seen
     })
 }
