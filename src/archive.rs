@@ -258,11 +258,23 @@ fn append_one<W: Write>(
     Ok((entry, false))
 }
 
-/// A reader that hashes and counts the raw archive bytes it passes on.
-struct HashReader<R> {
+/// A reader that hashes and counts the bytes it passes on.
+pub struct HashReader<R> {
     inner: R,
     hasher: Sha256,
     count: u64,
+}
+
+impl<R> HashReader<R> {
+    /// Hashes what is read from `inner`.
+    pub fn new(inner: R) -> Self {
+        HashReader { inner, hasher: Sha256::new(), count: 0 }
+    }
+
+    /// Size and SHA-256 of what was read so far.
+    pub fn digest(&self) -> Digest256 {
+        Digest256 { size: self.count, sha256: crate::manifest::hex(&self.hasher.clone().finalize()) }
+    }
 }
 
 impl<R: Read> Read for HashReader<R> {
@@ -335,13 +347,7 @@ pub fn scan_reader<R: Read + Send>(
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(2);
         let decoder = s.spawn(move || decode(reader, &tx));
-        let seen = check_stream(
-            ChannelReader { rx, buf: Vec::new(), pos: 0 },
-            manifest,
-            stop_after,
-            progress,
-            on_entry,
-        );
+        let seen = check_stream(ChannelReader::new(rx), manifest, stop_after, progress, on_entry);
         let raw =
             decoder.join().map_err(|_| Error::integrity(&manifest.id, "the decompression thread panicked"));
         seen?;
@@ -393,11 +399,19 @@ fn decode<R: Read>(reader: R, tx: &SyncSender<io::Result<Vec<u8>>>) -> io::Resul
     Ok(Digest256 { size: hr.count, sha256: hex(&hr.hasher.finalize()) })
 }
 
-/// The decompressed stream as a `Read`, fed by [`decode`].
-struct ChannelReader {
+/// A stream of chunks from another thread as a `Read` (the decompressed
+/// archive fed by [`decode`], or an archive fed by whoever reads it).
+pub struct ChannelReader {
     rx: Receiver<io::Result<Vec<u8>>>,
     buf: Vec<u8>,
     pos: usize,
+}
+
+impl ChannelReader {
+    /// Reads the chunks `rx` receives until its sender is dropped.
+    pub fn new(rx: Receiver<io::Result<Vec<u8>>>) -> Self {
+        ChannelReader { rx, buf: Vec::new(), pos: 0 }
+    }
 }
 
 impl Read for ChannelReader {

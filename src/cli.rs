@@ -60,8 +60,8 @@ pub enum Command {
     /// and the manifest, and SHA256SUMS against the manifest. --deep also
     /// decompresses the archive and checks every file.
     Verify(VerifyArgs),
-    /// List the snapshots, newest first
-    List,
+    /// List the snapshots, newest first (with --remote: the copies on a remote)
+    List(ListArgs),
     /// Show the state of the install and of the store
     Status(StatusArgs),
     /// Snapshot, then set `enable_scim: true` in config.yml
@@ -95,6 +95,18 @@ pub enum Command {
     Unpin(IdArg),
     /// Delete one snapshot (asks first; a pinned one needs --force)
     Forget(ForgetArgs),
+    /// Copy snapshots to a remote, encrypted (default: the newest)
+    ///
+    /// Each snapshot is read once, encrypted with age to the remote's
+    /// recipients and uploaded in parts; its public manifest is written
+    /// last, so an interrupted push is never listed and the next push
+    /// completes it.
+    Push(PushArgs),
+    /// Fetch a snapshot from a remote into the local store, decrypted and checked
+    Pull(PullArgs),
+    /// Off-site copies: add, list or remove S3-compatible remotes
+    #[command(subcommand)]
+    Remote(RemoteCommand),
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// Print the man page (roff)
@@ -133,6 +145,9 @@ pub struct BackupArgs {
     /// After a verified backup, prune by the given or the saved retention policy
     #[arg(long)]
     pub prune: bool,
+    /// After the verified backup, push it to this remote (the only one if no name is given)
+    #[arg(long, value_name = "REMOTE", num_args = 0..=1, default_missing_value = "")]
+    pub push: Option<String>,
     /// Record the reason `scheduled` (used by the timer and cron line)
     #[arg(long, hide = true)]
     pub scheduled: bool,
@@ -156,6 +171,12 @@ pub struct VerifyArgs {
     /// Also decompress and check every file
     #[arg(long)]
     pub deep: bool,
+    /// Check the copies on this remote instead (without --deep: the ciphertext's checksum, no key needed)
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+    /// With --remote --deep: the age identity file to decrypt with
+    #[arg(long, value_name = "FILE", requires = "remote")]
+    pub identity: Option<PathBuf>,
 }
 
 /// Arguments of `enable-scim` and `disable-scim`.
@@ -227,6 +248,12 @@ pub struct RollbackArgs {
     /// Restore a Helm values file snapshotted by `enable-scim --helm-values`
     #[arg(long, value_name = "FILE")]
     pub helm_values: Option<PathBuf>,
+    /// Pull the snapshot from this remote first (default id: the newest copy there)
+    #[arg(long, value_name = "NAME", requires = "identity", conflicts_with = "helm_values")]
+    pub remote: Option<String>,
+    /// With --remote: the age identity file to decrypt with
+    #[arg(long, value_name = "FILE", requires = "remote")]
+    pub identity: Option<PathBuf>,
 }
 
 /// A retention policy, restic-style.
@@ -291,6 +318,9 @@ pub struct PruneArgs {
     /// Say what would be kept and removed, and remove nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Apply the policy to the copies on this remote instead
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
 }
 
 /// `schedule install|remove|print`.
@@ -327,6 +357,9 @@ pub struct JobArgs {
     /// Run the backup as this user (default: root)
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
+    /// After each verified backup, push it to this remote (see `bwguard remote add`)
+    #[arg(long, value_name = "REMOTE")]
+    pub push: Option<String>,
 }
 
 /// Arguments of `schedule install`.
@@ -435,4 +468,99 @@ mod tests {
             assert_eq!(cli.global.store, Some(PathBuf::from("/s")));
         }
     }
+}
+
+/// Arguments of `list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// List the complete copies on this remote instead
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+}
+
+/// Arguments of `push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Snapshot ids [default: the newest]
+    #[arg(value_name = "ID")]
+    pub ids: Vec<String>,
+    /// Push every local snapshot the remote does not hold yet
+    #[arg(long, conflicts_with = "ids")]
+    pub all: bool,
+    /// The remote [default: the only one]
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+}
+
+/// Arguments of `pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Snapshot id [default: the newest copy on the remote]
+    pub id: Option<String>,
+    /// The remote [default: the only one]
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+    /// The age identity file (private key) to decrypt with
+    #[arg(long, value_name = "FILE")]
+    pub identity: PathBuf,
+}
+
+/// `remote add|list|remove`.
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Add an S3-compatible remote (checks that it can be listed)
+    Add(RemoteAddArgs),
+    /// List the remotes
+    List,
+    /// Forget a remote (its bucket is left as it is)
+    Remove(RemoteNameArg),
+}
+
+/// How bucket URLs are formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UrlStyle {
+    /// endpoint/bucket/key (MinIO, Garage, most self-hosted stores)
+    Path,
+    /// bucket.endpoint/key (AWS)
+    Virtual,
+}
+
+/// Arguments of `remote add`.
+#[derive(Debug, Args)]
+pub struct RemoteAddArgs {
+    /// A name for the remote
+    pub name: String,
+    /// Where copies go: s3://BUCKET/PREFIX
+    pub url: String,
+    /// The S3 endpoint, e.g. https://s3.eu-central-003.backblazeb2.com [default: AWS for --region]
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// The signing region
+    #[arg(long, value_name = "REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// Bucket addressing [default: virtual for AWS, path otherwise]
+    #[arg(long, value_enum)]
+    pub url_style: Option<UrlStyle>,
+    /// An age recipient (public key, age1…) to encrypt to; repeat for more
+    #[arg(long = "recipient", value_name = "AGE1…")]
+    pub recipients: Vec<String>,
+    /// A file of age recipients, one per line
+    #[arg(long, value_name = "FILE")]
+    pub recipients_file: Option<PathBuf>,
+    /// Read the S3 keys from this AWS-style credentials file (needed for scheduled pushes)
+    #[arg(long, value_name = "FILE")]
+    pub credentials_file: Option<PathBuf>,
+    /// The profile in the credentials file [default: AWS_PROFILE, else default]
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Save the remote without checking that it can be reached
+    #[arg(long)]
+    pub no_check: bool,
+}
+
+/// A remote's name.
+#[derive(Debug, Args)]
+pub struct RemoteNameArg {
+    /// The remote
+    pub name: String,
 }

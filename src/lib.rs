@@ -18,6 +18,7 @@ pub mod helm;
 pub mod live;
 pub mod lock;
 pub mod manifest;
+pub mod offsite;
 pub mod preflight;
 pub mod progress;
 pub mod restore;
@@ -40,15 +41,27 @@ use error::{Error, Exit, Result};
 pub fn run(cmd: &Command, ctx: &mut Ctx) -> Result<serde_json::Value> {
     match cmd {
         Command::Backup(a) => commands::backup::run(a, ctx),
-        Command::Verify(a) => commands::verify::run(a, ctx),
-        Command::List => commands::list::run(ctx),
+        Command::Verify(a) => match &a.remote {
+            Some(remote) => commands::offsite::verify(a, ctx, remote),
+            None => commands::verify::run(a, ctx),
+        },
+        Command::List(a) => match &a.remote {
+            Some(remote) => commands::offsite::list(ctx, remote),
+            None => commands::list::run(ctx),
+        },
         Command::Status(a) => commands::status::run(a, ctx),
         Command::EnableScim(a) => commands::edit::run_scim(true, a, ctx),
         Command::DisableScim(a) => commands::edit::run_scim(false, a, ctx),
         Command::Set(a) => commands::edit::run_set(a, ctx),
         Command::Diff(a) => commands::diff::run(a, ctx),
         Command::Rollback(a) => commands::rollback::run(a, ctx),
-        Command::Prune(a) => commands::prune::run(a, ctx),
+        Command::Prune(a) => match &a.remote {
+            Some(remote) => commands::offsite::prune(a, ctx, remote),
+            None => commands::prune::run(a, ctx),
+        },
+        Command::Push(a) => commands::offsite::push(a, ctx),
+        Command::Pull(a) => commands::offsite::pull(a, ctx),
+        Command::Remote(a) => commands::offsite::run_remote(a, ctx),
         Command::Schedule(a) => commands::schedule::run(a, ctx),
         Command::Upgrade(a) => commands::apply::upgrade(a, ctx),
         Command::Log(a) => commands::apply::log(a, ctx),

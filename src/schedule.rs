@@ -83,6 +83,8 @@ pub struct Job {
     pub live: bool,
     /// Run as this user: `User=` in the service, the user field of an `/etc/cron.d` line.
     pub user: Option<String>,
+    /// Pass `--push REMOTE` to `backup`: copy each verified snapshot off the host.
+    pub push: Option<String>,
 }
 
 /// The arguments after the global flags of every scheduled run. `--scheduled`
@@ -249,6 +251,10 @@ fn command(job: &Job) -> Vec<&OsStr> {
     words.extend(BACKUP_ARGS.iter().map(OsStr::new));
     if job.live {
         words.push(OsStr::new("--live"));
+    }
+    if let Some(remote) = &job.push {
+        words.push(OsStr::new("--push"));
+        words.push(OsStr::new(remote));
     }
     words
 }
@@ -437,6 +443,7 @@ mod tests {
             calendar: "daily".into(),
             randomized_delay: "15min".into(),
             live: false,
+            push: None,
             user: None,
         }
     }

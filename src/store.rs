@@ -45,7 +45,7 @@ pub fn is_id(name: &str) -> bool {
 }
 
 /// Sort key of an id: time, then collision sequence.
-fn id_key(id: &str) -> (String, u64) {
+pub fn id_key(id: &str) -> (String, u64) {
     match id.split_once('-') {
         Some((b, s)) => (b.to_string(), s.parse().unwrap_or(0)),
         None => (id.to_string(), 1),

@@ -20,17 +20,7 @@ use crate::progress::Progress;
 pub fn check_files(dir: &Path, manifest: &Manifest, deep: bool, progress: &Progress) -> Result<()> {
     let id = manifest.id.as_str();
     let bad = |p: String| Error::integrity(id, p);
-    archive::check_manifest(manifest)?;
-    let read_small = |name: &str| -> Result<String> {
-        std::fs::read_to_string(dir.join(name)).map_err(|e| bad(format!("{name} cannot be read: {e}")))
-    };
-    if read_small(SUMS)? != render_sums(&manifest.entries) {
-        return Err(bad(format!("{SUMS} does not match the manifest")));
-    }
-    let archive_sum = read_small(ARCHIVE_SUM)?;
-    if archive_sum != render_archive_sum(&manifest.archive.sha256) {
-        return Err(bad(format!("{ARCHIVE_SUM} does not match the manifest's archive checksum")));
-    }
+    check_small(dir, manifest)?;
     let path = dir.join(ARCHIVE);
     let digest = if deep {
         archive::scan(&path, manifest, None, progress, |_, _| Ok(()))?
@@ -43,6 +33,12 @@ pub fn check_files(dir: &Path, manifest: &Manifest, deep: bool, progress: &Progr
     let Some(digest) = digest else {
         return Err(bad("the archive was not read to its end".into()));
     };
+    check_digest(manifest, &digest)
+}
+
+/// Checks the archive's size and SHA-256, as read, against the manifest.
+pub fn check_digest(manifest: &Manifest, digest: &Digest256) -> Result<()> {
+    let bad = |p: String| Error::integrity(&manifest.id, p);
     if digest.size != manifest.archive.size {
         return Err(bad(format!(
             "{ARCHIVE} has {} bytes, the manifest says {}",
@@ -51,6 +47,24 @@ pub fn check_files(dir: &Path, manifest: &Manifest, deep: bool, progress: &Progr
     }
     if digest.sha256 != manifest.archive.sha256 {
         return Err(bad(format!("{ARCHIVE} does not match its SHA-256 (the file was changed or damaged)")));
+    }
+    Ok(())
+}
+
+/// Checks the manifest itself, and `SHA256SUMS` and `data.tar.gz.sha256`
+/// in `dir` against it: everything but the archive's bytes.
+pub fn check_small(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let bad = |p: String| Error::integrity(&manifest.id, p);
+    archive::check_manifest(manifest)?;
+    let read_small = |name: &str| -> Result<String> {
+        std::fs::read_to_string(dir.join(name)).map_err(|e| bad(format!("{name} cannot be read: {e}")))
+    };
+    if read_small(SUMS)? != render_sums(&manifest.entries) {
+        return Err(bad(format!("{SUMS} does not match the manifest")));
+    }
+    let archive_sum = read_small(ARCHIVE_SUM)?;
+    if archive_sum != render_archive_sum(&manifest.archive.sha256) {
+        return Err(bad(format!("{ARCHIVE_SUM} does not match the manifest's archive checksum")));
     }
     Ok(())
 }

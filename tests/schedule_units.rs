@@ -42,6 +42,7 @@ fn layout(dir: &Path, bin: &str, install: &str) -> Job {
         calendar: "daily".into(),
         randomized_delay: "15min".into(),
         live: false,
+        push: None,
         user: None,
     }
 }

@@ -527,6 +527,8 @@ fn finish_failure(
             only: None,
             dry_run: false,
             helm_values: None,
+            remote: None,
+            identity: None,
         }),
         ctx,
     );

@@ -4,9 +4,9 @@ use serde_json::json;
 
 use crate::bitwarden::DatabaseMode;
 use crate::cli::BackupArgs;
-use crate::commands::{begin_write, human_size, prune};
+use crate::commands::{begin_write, human_size, offsite, prune};
 use crate::context::Ctx;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::preflight;
 use crate::scope::Scope;
@@ -37,6 +37,13 @@ pub fn run(args: &BackupArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     }
     ctx.out.result(&m.id);
     let mut doc = snapshot_json(&m, &store.dir(&m.id));
+    if let Some(remote) = &args.push {
+        let ids = std::slice::from_ref(&m.id);
+        doc["push"] = offsite::push_ids(ctx, &store, Some(remote), ids).map_err(|e| Error::Failed {
+            message: format!("snapshot {} was taken and verified, but pushing it failed: {e}", m.id),
+            hint: e.hint(),
+        })?;
+    }
     if args.prune {
         let policy = match args.retention.policy() {
             Some(p) => Some(p),

@@ -80,6 +80,7 @@ fn steps(ctx: &mut Ctx, install: &Path) -> Result<String> {
             note: Some("demo".into()),
             level: None,
             prune: false,
+            push: None,
             scheduled: false,
             retention: Default::default(),
             scope,
@@ -103,7 +104,10 @@ fn steps(ctx: &mut Ctx, install: &Path) -> Result<String> {
     ctx.out.info("\n== 3. bwguard diff: what changed in config.yml since that snapshot");
     crate::run(&Command::Diff(DiffArgs { id: Some(snapshot.clone()) }), ctx)?;
     ctx.out.info("\n== 4. bwguard verify --deep --all: every archive decompressed, every file checked");
-    crate::run(&Command::Verify(VerifyArgs { ids: Vec::new(), all: true, deep: true }), ctx)?;
+    crate::run(
+        &Command::Verify(VerifyArgs { ids: Vec::new(), all: true, deep: true, remote: None, identity: None }),
+        ctx,
+    )?;
     ctx.out.info(format!("\n== 5. bwguard rollback {snapshot}: back to the state before enable-scim"));
     crate::run(
         &Command::Rollback(RollbackArgs {
@@ -111,6 +115,8 @@ fn steps(ctx: &mut Ctx, install: &Path) -> Result<String> {
             only: None,
             dry_run: false,
             helm_values: None,
+            remote: None,
+            identity: None,
         }),
         ctx,
     )?;

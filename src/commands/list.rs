@@ -79,7 +79,7 @@ pub fn listing_json(m: &Manifest) -> serde_json::Value {
 }
 
 /// Pads columns so they line up.
-fn table<const N: usize>(rows: &[[String; N]]) -> Vec<String> {
+pub fn table<const N: usize>(rows: &[[String; N]]) -> Vec<String> {
     let mut width = [0usize; N];
     for r in rows {
         for (w, c) in width.iter_mut().zip(r) {

@@ -9,6 +9,7 @@ pub mod docs;
 pub mod edit;
 pub mod helm;
 pub mod list;
+pub mod offsite;
 pub mod pin;
 pub mod prune;
 pub mod rollback;

@@ -85,9 +85,21 @@ pub fn prune(ctx: &mut Ctx, store: &Store, policy: &Policy, dry_run: bool) -> Re
         }
         ctx.out.warn(format!("{} fails verification", c.id));
     }
-    let decisions = retention::apply(&candidates, policy, ctx.now, &chrono::Local);
-    let verb = if dry_run { "would remove" } else { "remove" };
     ctx.out.info(format!("policy: {}", policy.describe()));
+    decide(ctx, &candidates, policy, dry_run, |id| store.delete(id))
+}
+
+/// Decides by `policy` which `candidates` go, says why for each, and
+/// removes them with `remove` unless `dry_run`; returns the JSON report.
+pub fn decide(
+    ctx: &mut Ctx,
+    candidates: &[Candidate],
+    policy: &Policy,
+    dry_run: bool,
+    mut remove: impl FnMut(&str) -> Result<()>,
+) -> Result<serde_json::Value> {
+    let decisions = retention::apply(candidates, policy, ctx.now, &chrono::Local);
+    let verb = if dry_run { "would remove" } else { "remove" };
     let (mut kept, mut removed) = (Vec::new(), Vec::new());
     for d in &decisions {
         let reasons = d.reasons.join("; ");
@@ -97,7 +109,7 @@ pub fn prune(ctx: &mut Ctx, store: &Store, policy: &Policy, dry_run: bool) -> Re
         } else {
             ctx.out.result(format!("{verb:<13} {}  {reasons}", d.id));
             if !dry_run {
-                store.delete(&d.id)?;
+                remove(&d.id)?;
             }
             removed.push(json!({"id": d.id, "reasons": d.reasons}));
         }

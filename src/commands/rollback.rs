@@ -28,7 +28,13 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     };
     let helm = args.helm_values.is_some();
     let store = Store::new(&install.store);
-    let id = store.resolve(args.id.as_deref())?;
+    let wanted = match (&args.remote, &args.identity) {
+        (Some(remote), Some(identity)) => Some(
+            crate::commands::offsite::fetch(ctx, &install, Some(remote), args.id.as_deref(), identity)?.0,
+        ),
+        _ => args.id.clone(),
+    };
+    let id = store.resolve(wanted.as_deref())?;
     let manifest = store.open(&id)?;
     let mut units = restore::select_units(&install, &manifest, args.only)?;
     let (files, bytes) = restore::units_size(&manifest, &units);

@@ -43,6 +43,7 @@ fn job(args: &JobArgs, ctx: &Ctx) -> Result<Job> {
         calendar: args.calendar.clone(),
         randomized_delay: args.randomized_delay.clone(),
         live: args.live,
+        push: args.push.clone(),
         user: args.user.clone(),
     })
 }
