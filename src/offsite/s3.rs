@@ -330,6 +330,19 @@ impl Client {
         Ok(())
     }
 
+    /// Whether multipart upload `upload_id` of `rel` still exists (not
+    /// completed nor abandoned).
+    pub fn upload_exists(&self, rel: &str, upload_id: &str) -> Result<bool, S3Error> {
+        let what = format!("GET (list parts) {}", self.name(rel));
+        let key = self.key(rel);
+        let url = self.bucket.list_parts(Some(&self.creds), &key, upload_id).sign(SIGN_FOR);
+        match self.send(&what, || self.agent.get(url.as_str()).call()) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Abandons an upload, freeing its parts (an unknown upload is not an error).
     pub fn abort_multipart(&self, rel: &str, upload_id: &str) -> Result<(), S3Error> {
         let what = format!("DELETE (abandon upload) {}", self.name(rel));
