@@ -558,6 +558,16 @@ mod tests {
     }
 
     #[test]
+    fn push_is_passed_on_after_the_backup_flags() {
+        let job = Job { push: Some("off site".into()), ..golden_job() };
+        let unit = render_service(&job);
+        let exec = line(&unit, "ExecStart=").unwrap();
+        assert!(exec.ends_with(r#" --no-progress --push "off site""#), "{exec}");
+        let cron = render_cron(&job, true).unwrap();
+        assert!(cron.ends_with(" --no-progress --push 'off site'\n"), "{cron}");
+    }
+
+    #[test]
     fn store_inside_the_install_is_listed_once() {
         let job = Job { store: "/opt/bitwarden/bwguard-snapshots".into(), ..golden_job() };
         assert_eq!(line(&render_service(&job), "ReadWritePaths=").unwrap(), "-/opt/bitwarden");

@@ -17,7 +17,7 @@ use crate::offsite::remote::{self, Remote, Remotes};
 use crate::offsite::{self, Pushed, RemoteManifest};
 use crate::progress::Progress;
 use crate::retention::{Candidate, Policy};
-use crate::store::Store;
+use crate::store::{Store, id_key};
 
 /// Runs a `remote` subcommand.
 pub fn run_remote(cmd: &RemoteCommand, ctx: &mut Ctx) -> Result<serde_json::Value> {
@@ -166,6 +166,26 @@ pub fn push(args: &PushArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
         args.ids.clone()
     };
     push_ids(ctx, &store, args.remote.as_deref(), &ids)
+}
+
+/// After `backup --push`: pushes every local snapshot newer than the
+/// newest copy on the remote, oldest first, so a run after a failed push
+/// catches up (and copies pruned from the remote are not sent again).
+pub fn push_newer(ctx: &mut Ctx, store: &Store, remote: Option<&str>) -> Result<serde_json::Value> {
+    let (name, found) = pick(&store.root, remote)?;
+    let newest_there = offsite::list(&found.client()?)?.0.into_iter().next().map(|l| l.id);
+    let mut ids: Vec<String> = store
+        .list()?
+        .into_iter()
+        .map(|l| l.id)
+        .filter(|id| newest_there.as_ref().is_none_or(|n| id_key(id) > id_key(n)))
+        .collect();
+    if newest_there.is_none() {
+        // A new remote: start it with the newest snapshot only.
+        ids.truncate(1);
+    }
+    ids.reverse();
+    push_ids(ctx, store, Some(&name), &ids)
 }
 
 /// Pushes `ids` (the caller holds the lock), stopping at the first failure.

@@ -67,6 +67,15 @@ fn install(args: &ScheduleArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     let job = job(&args.job, ctx)?;
     let install = ctx.install()?;
     let (_lock, store) = begin_write(ctx, &install, "schedule")?;
+    if let Some(name) = &job.push {
+        let (_, remote) = crate::commands::offsite::pick(&store.root, Some(name))?;
+        if remote.credentials_file.is_none() {
+            ctx.out.warn(format!(
+                "remote {name} takes its S3 keys from the environment, which the timer does not have: \
+                 add it again with --credentials-file FILE (see docs/offsite.md)"
+            ));
+        }
+    }
     let policy = args.retention.policy();
     if let Some(p) = &policy {
         save_policy(&store, p)?;
