@@ -513,7 +513,7 @@ pub fn verify(
             let plain = ids.decrypt(&rm.id, BufReader::with_capacity(CHUNK, &mut cipher))?;
             let mut small: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
             let mut inner: Option<Manifest> = None;
-            walk_inner(&rm.id, plain, |name, entry| {
+            walk_inner(&rm.id, rm.archive.size, plain, |name, entry| {
                 if name == ARCHIVE {
                     let m = inner.as_ref().ok_or_else(|| {
                         Error::integrity(&rm.id, "the copy holds no manifest before its archive")
@@ -663,11 +663,12 @@ fn scan_entry(entry: &mut dyn Read, m: &Manifest) -> Result<Digest256> {
 }
 
 /// Walks the tar inside a decrypted copy: only the snapshot's four files
-/// under `<id>/` (and that directory), each once, the manifest before the
-/// archive; calls `on_file` for each file, then reads the stream to its
-/// end, so the age payload's final chunk is authenticated.
+/// under `<id>/` (and that directory), each once, the archive of
+/// `archive_size` bytes; calls `on_file` for each file, then reads the
+/// stream to its end, so the age payload's final chunk is authenticated.
 fn walk_inner(
     id: &str,
+    archive_size: u64,
     plain: impl Read,
     mut on_file: impl FnMut(&'static str, &mut dyn Read) -> Result<()>,
 ) -> Result<()> {
@@ -691,6 +692,12 @@ fn walk_inner(
         }
         if name != ARCHIVE && entry.size() > SMALL_MAX {
             return Err(bad(format!("{name} in the copy is implausibly large ({} bytes)", entry.size())));
+        }
+        if name == ARCHIVE && entry.size() != archive_size {
+            return Err(bad(format!(
+                "{ARCHIVE} in the copy has {} bytes, the remote manifest says {archive_size}",
+                entry.size()
+            )));
         }
         seen.push(name);
         on_file(name, &mut entry)?;
@@ -731,7 +738,7 @@ pub fn pull(
         let plain = identities.decrypt(&rm.id, BufReader::with_capacity(CHUNK, &mut cipher))?;
         let mut inner: Option<Manifest> = None;
         let mut digest = None;
-        walk_inner(&rm.id, plain, |name, entry| {
+        walk_inner(&rm.id, rm.archive.size, plain, |name, entry| {
             let target = if name == MANIFEST { fsx::temp_name(&dir.join(MANIFEST)) } else { dir.join(name) };
             let mut file = fsx::create_private_file(&target)?;
             let mut hashed = HashReader::new(entry);
@@ -791,6 +798,50 @@ pub fn delete(client: &Client, id: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tar of (path, bytes) files.
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, bytes) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o600);
+            b.append_data(&mut h, path, *bytes).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn walk(files: &[(&str, &[u8])], archive_size: u64) -> Result<Vec<String>> {
+        let mut seen = Vec::new();
+        walk_inner("20261128T000000Z", archive_size, &tar_of(files)[..], |name, r| {
+            io::copy(r, &mut io::sink()).unwrap();
+            seen.push(name.to_string());
+            Ok(())
+        })
+        .map(|()| seen)
+    }
+
+    #[test]
+    fn inner_tar_holds_exactly_the_four_files() {
+        let id = "20261128T000000Z";
+        let (m, s, a, d) = (
+            format!("{id}/manifest.json"),
+            format!("{id}/SHA256SUMS"),
+            format!("{id}/data.tar.gz.sha256"),
+            format!("{id}/data.tar.gz"),
+        );
+        let good = [(m.as_str(), &b"{}"[..]), (s.as_str(), b""), (a.as_str(), b"x"), (d.as_str(), b"gz")];
+        assert_eq!(walk(&good, 2).unwrap(), INNER.to_vec());
+        let problem = |files: &[(&str, &[u8])], size| walk(files, size).unwrap_err().to_string();
+        assert!(problem(&good, 3).contains("has 2 bytes"));
+        assert!(problem(&good[..3], 2).contains("holds no data.tar.gz"));
+        let twice = [good[0], good[0], good[1], good[2], good[3]];
+        assert!(problem(&twice, 2).contains("twice"));
+        let extra = [good[0], (&format!("{id}/extra.sh"), b"x"), good[1], good[2], good[3]];
+        assert!(problem(&extra, 2).contains("not part of snapshot"));
+        let other = [("20200101T000000Z/manifest.json", &b"{}"[..])];
+        assert!(problem(&other, 2).contains("not part of snapshot"));
+    }
 
     #[test]
     fn part_sizes_fit_the_part_limit() {
