@@ -9,9 +9,10 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::cli::{PruneArgs, PullArgs, PushArgs, RemoteAddArgs, RemoteCommand, UrlStyle, VerifyArgs};
+use crate::commands::verify::check_each;
 use crate::commands::{begin_write, human_age, human_size};
 use crate::context::{Ctx, Install};
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Result};
 use crate::offsite::crypt::{self, Identities};
 use crate::offsite::remote::{self, Remote, Remotes};
 use crate::offsite::{self, Pushed, RemoteManifest};
@@ -348,39 +349,19 @@ pub fn verify(args: &VerifyArgs, ctx: &mut Ctx, name: &str) -> Result<serde_json
     } else {
         args.ids.clone()
     };
+    if ids.is_empty() {
+        return Err(Error::refused(
+            format!("remote {name} holds no snapshot"),
+            format!("push one with `bwguard push --remote {name}`"),
+        ));
+    }
     let mode = if identities.is_some() { "decrypted, deep" } else { "ciphertext checksum" };
-    let mut results = Vec::new();
-    let mut worst: Option<Error> = None;
-    for id in &ids {
-        let outcome = offsite::open(&client, &name, id).and_then(|rm| {
-            let progress = Progress::new(&format!("verify {id}"), rm.object.size, ctx.progress);
-            offsite::verify(&client, &rm, identities.as_ref(), &progress)
-        });
-        match outcome {
-            Ok(()) => {
-                ctx.out.result(format!("{id}  ok on {name} ({mode})"));
-                results.push(json!({"id": id, "ok": true}));
-            }
-            Err(e) => {
-                ctx.out.result(format!("{id}  FAILED on {name}: {e}"));
-                results.push(json!({"id": id, "ok": false, "problem": e.to_string()}));
-                if worst.as_ref().is_none_or(|w| (e.exit() as i32) > (w.exit() as i32)) {
-                    worst = Some(e);
-                }
-            }
-        }
-    }
-    match worst {
-        None => Ok(json!({"remote": name, "mode": mode, "snapshots": results})),
-        Some(e) if ids.len() == 1 || e.exit() != Exit::Integrity => Err(e),
-        Some(_) => {
-            let failed = results.iter().filter(|r| r["ok"] == false).count();
-            Err(Error::Integrity {
-                id: format!("copies on {name}"),
-                problem: format!("{failed} of {} failed verification (listed above)", ids.len()),
-            })
-        }
-    }
+    let results = check_each(ctx, &ids, &format!(" on {name}"), mode, |ctx, id| {
+        let rm = offsite::open(&client, &name, id)?;
+        let progress = Progress::new(&format!("verify {id}"), rm.object.size, ctx.progress);
+        offsite::verify(&client, &rm, identities.as_ref(), &progress)
+    })?;
+    Ok(json!({"remote": name, "mode": mode, "snapshots": results}))
 }
 
 /// `prune --remote NAME`: the same retention, applied to the copies. The

@@ -24,47 +24,67 @@ pub fn run(args: &VerifyArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
         return Err(Error::NoSnapshots(store.root.clone()));
     }
     let mode = if args.deep { "deep" } else { "checksums" };
+    let results = check_each(ctx, &ids, "", mode, |ctx, id| {
+        let m = store.open(id)?;
+        let total = if args.deep { m.content_size() } else { m.archive.size };
+        let progress = Progress::new(&format!("verify {id}"), total, ctx.progress);
+        check_files(&store.dir(id), &m, args.deep, &progress)
+    })?;
+    ctx.out.info(format!("{} snapshot(s) verified ({mode})", ids.len()));
+    Ok(json!({"mode": mode, "snapshots": results}))
+}
+
+/// Runs `check` on each id, printing a line for each, and keeps going past
+/// a failure; fails at the end with the worst error (an integrity failure
+/// outranks an unknown id). `place` follows "ok"/"FAILED" (e.g. " on NAME").
+pub fn check_each(
+    ctx: &mut Ctx,
+    ids: &[String],
+    place: &str,
+    mode: &str,
+    mut check: impl FnMut(&mut Ctx, &str) -> Result<()>,
+) -> Result<Vec<serde_json::Value>> {
     let mut results = Vec::new();
-    let mut worst: Option<Error> = None;
-    for id in &ids {
-        let outcome = store.open(id).and_then(|m| {
-            let total = if args.deep { m.content_size() } else { m.archive.size };
-            let progress = Progress::new(&format!("verify {id}"), total, ctx.progress);
-            check_files(&store.dir(id), &m, args.deep, &progress)
-        });
-        match outcome {
+    let mut failed: Vec<(String, Error)> = Vec::new();
+    for id in ids {
+        match check(ctx, id) {
             Ok(()) => {
-                ctx.out.result(format!("{id}  ok ({mode})"));
+                ctx.out.result(format!("{id}  ok{place} ({mode})"));
                 results.push(json!({"id": id, "ok": true}));
             }
             Err(e) => {
-                ctx.out.result(format!("{id}  FAILED: {e}"));
+                ctx.out.result(format!("{id}  FAILED{place}: {e}"));
                 results.push(json!({"id": id, "ok": false, "problem": e.to_string()}));
-                // An integrity failure outranks an unknown id.
-                if worst.as_ref().is_none_or(|w| (e.exit() as i32) > (w.exit() as i32)) {
-                    worst = Some(e);
-                }
+                failed.push((id.clone(), e));
             }
         }
     }
+    let worst = failed.iter().map(|(_, e)| e.exit() as i32).max();
     match worst {
-        None => {
-            ctx.out.info(format!("{} snapshot(s) verified ({mode})", ids.len()));
-            Ok(json!({"mode": mode, "snapshots": results}))
+        None => Ok(results),
+        Some(_) if failed.len() == 1 && ids.len() == 1 => Err(failed.remove(0).1),
+        Some(code) if code != Exit::Integrity as i32 => {
+            let at = failed.iter().position(|(_, e)| e.exit() as i32 == code).unwrap_or(0);
+            Err(failed.remove(at).1)
         }
-        Some(e) if ids.len() == 1 => Err(e),
-        Some(e) if e.exit() != Exit::Integrity => Err(e),
         Some(_) => {
-            let failed: Vec<String> = results
-                .iter()
-                .filter(|r| r["ok"] == false)
-                .map(|r| {
-                    format!("{}: {}", r["id"].as_str().unwrap_or(""), r["problem"].as_str().unwrap_or(""))
-                })
-                .collect();
+            let names: Vec<&str> = failed.iter().map(|(id, _)| id.as_str()).collect();
+            let problem = |e: &Error| match e {
+                Error::Integrity { problem, .. } => problem.clone(),
+                other => other.to_string(),
+            };
+            let problems: Vec<String> = match failed.as_slice() {
+                [(_, e)] => vec![problem(e)],
+                all => all.iter().map(|(id, e)| format!("{id}: {}", problem(e))).collect(),
+            };
             Err(Error::Integrity {
-                id: format!("{} of {} snapshots", failed.len(), ids.len()),
-                problem: format!("failed verification: {}", failed.join("; ")),
+                id: names.join(", "),
+                problem: format!(
+                    "{} of {} failed verification{place}: {}",
+                    failed.len(),
+                    ids.len(),
+                    problems.join("; ")
+                ),
             })
         }
     }
