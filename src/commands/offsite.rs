@@ -273,6 +273,36 @@ pub fn fetch(
     Ok((id, true))
 }
 
+/// `rollback --remote NAME --dry-run`: says which copy would be pulled and
+/// restored, downloading nothing.
+pub fn rollback_dry_run(
+    ctx: &mut Ctx,
+    store: &Store,
+    remote: &str,
+    id: Option<&str>,
+) -> Result<serde_json::Value> {
+    let (name, found) = pick(&store.root, Some(remote))?;
+    let client = found.client()?;
+    let id = match id {
+        Some(id) => id.to_string(),
+        None => offsite::newest(&client, &name)?,
+    };
+    let rm = offsite::open(&client, &name, &id)?;
+    let local = store.dir(&id).join(crate::manifest::MANIFEST).is_file();
+    ctx.out.result(format!(
+        "dry run: would {}roll back to snapshot {id} ({}, {}, Bitwarden {}); nothing changed",
+        if local {
+            String::new()
+        } else {
+            format!("pull {id} from {name} ({} encrypted), then ", human_size(rm.object.size))
+        },
+        rm.created,
+        rm.reason,
+        rm.bitwarden.core_version.as_deref().unwrap_or("?")
+    ));
+    Ok(json!({"id": id, "dry_run": true, "remote": name, "pull": !local, "copy": rm}))
+}
+
 /// `list --remote NAME`.
 pub fn list(ctx: &mut Ctx, name: &str) -> Result<serde_json::Value> {
     let install = ctx.install()?;

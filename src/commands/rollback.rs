@@ -29,6 +29,9 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     let helm = args.helm_values.is_some();
     let store = Store::new(&install.store);
     let wanted = match (&args.remote, &args.identity) {
+        (Some(remote), Some(_)) if args.dry_run => {
+            return crate::commands::offsite::rollback_dry_run(ctx, &store, remote, args.id.as_deref());
+        }
         (Some(remote), Some(identity)) => Some(
             crate::commands::offsite::fetch(ctx, &install, Some(remote), args.id.as_deref(), identity)?.0,
         ),

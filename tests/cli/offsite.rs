@@ -148,7 +148,8 @@ fn push_list_verify_pull_and_roll_back_with_the_local_store_gone() {
     let before_scim = o.env.tree();
     o.env.backup();
     o.run(&["enable-scim"]).ok();
-    assert_ne!(before_scim, o.env.tree());
+    let after = o.env.tree();
+    assert_ne!(before_scim, after);
     let local = o.env.snapshot_ids();
     assert_eq!(local.len(), 2);
 
@@ -190,6 +191,11 @@ fn push_list_verify_pull_and_roll_back_with_the_local_store_gone() {
     o.add_remote().ok();
     assert_eq!(o.remote_ids().0, local);
     let scim_id = &local[0];
+    let r = o.run(&["rollback", scim_id, "--remote", "g", "--identity", o.id_arg(), "--dry-run", "--json"]);
+    r.ok();
+    assert_eq!(r.json()["pull"], true);
+    assert!(!o.env.store.join(scim_id).exists(), "a dry run downloaded the copy");
+    assert_same_tree(&after, &o.env.tree());
     o.run(&["rollback", scim_id, "--remote", "g", "--identity", o.id_arg(), "--yes"]).ok();
     assert_same_tree(&before_scim, &o.env.tree());
     o.run(&["verify", scim_id, "--deep"]).ok();
