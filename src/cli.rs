@@ -175,7 +175,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "NAME")]
     pub remote: Option<String>,
     /// With --remote --deep: the age identity file to decrypt with
-    #[arg(long, value_name = "FILE", requires = "remote")]
+    #[arg(long, value_name = "FILE", requires_all = ["remote", "deep"])]
     pub identity: Option<PathBuf>,
 }
 

@@ -38,7 +38,7 @@ pub fn run(args: &BackupArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     ctx.out.result(&m.id);
     let mut doc = snapshot_json(&m, &store.dir(&m.id));
     if let Some(remote) = &args.push {
-        doc["push"] = offsite::push_newer(ctx, &store, Some(remote)).map_err(|e| Error::Failed {
+        doc["push"] = offsite::push_newer(ctx, &store, Some(remote), &m.id).map_err(|e| Error::Failed {
             message: format!("snapshot {} was taken and verified, but pushing it failed: {e}", m.id),
             hint: e.hint(),
         })?;

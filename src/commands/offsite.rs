@@ -32,6 +32,7 @@ pub fn run_remote(cmd: &RemoteCommand, ctx: &mut Ctx) -> Result<serde_json::Valu
             remotes.get(&a.name)?;
             remotes.remotes.remove(&a.name);
             remotes.save(&install.store)?;
+            offsite::forget_pending(&Store::new(&install.store), &a.name)?;
             ctx.out.result(format!("Removed remote {}; its bucket was left as it is.", a.name));
             Ok(json!({"removed": a.name}))
         }
@@ -169,21 +170,30 @@ pub fn push(args: &PushArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     push_ids(ctx, &store, args.remote.as_deref(), &ids)
 }
 
-/// After `backup --push`: pushes every local snapshot newer than the
-/// newest copy on the remote, oldest first, so a run after a failed push
-/// catches up (and copies pruned from the remote are not sent again).
-pub fn push_newer(ctx: &mut Ctx, store: &Store, remote: Option<&str>) -> Result<serde_json::Value> {
+/// After `backup --push`: pushes snapshot `new` and every local snapshot
+/// newer than the newest copy on the remote, oldest first, so a run after
+/// a failed push catches up (and copies pruned from the remote are not
+/// sent again).
+pub fn push_newer(
+    ctx: &mut Ctx,
+    store: &Store,
+    remote: Option<&str>,
+    new: &str,
+) -> Result<serde_json::Value> {
     let (name, found) = pick(&store.root, remote)?;
     let newest_there = offsite::list(&found.client()?)?.0.into_iter().next().map(|l| l.id);
-    let mut ids: Vec<String> = store
-        .list()?
-        .into_iter()
-        .map(|l| l.id)
-        .filter(|id| newest_there.as_ref().is_none_or(|n| id_key(id) > id_key(n)))
-        .collect();
-    if newest_there.is_none() {
-        // A new remote: start it with the newest snapshot only.
-        ids.truncate(1);
+    let mut ids: Vec<String> = match &newest_there {
+        Some(n) => store.list()?.into_iter().map(|l| l.id).filter(|id| id_key(id) > id_key(n)).collect(),
+        None => Vec::new(),
+    };
+    if let Some(n) = newest_there.as_ref().filter(|n| id_key(n) > id_key(new)) {
+        ctx.out.warn(format!(
+            "remote {name} holds {n}, newer than this snapshot: another host pushes to the same prefix, \
+             or this host's clock went back"
+        ));
+    }
+    if !ids.iter().any(|i| i == new) {
+        ids.insert(0, new.to_string());
     }
     ids.reverse();
     push_ids(ctx, store, Some(&name), &ids)
@@ -198,8 +208,8 @@ pub fn push_ids(
 ) -> Result<serde_json::Value> {
     let (name, remote) = pick(&store.root, remote)?;
     let client = remote.client()?;
-    if let Some(id) = offsite::abandon_pending(&client, store, &name)? {
-        ctx.out.warn(format!("abandoned the upload of {id} that an interrupted push left on remote {name}"));
+    if let Some(said) = offsite::abandon_pending(&client, store, &name)? {
+        ctx.out.warn(said);
     }
     let (mut uploaded, mut already) = (Vec::new(), Vec::new());
     for id in ids {
@@ -242,6 +252,17 @@ pub fn fetch(
 ) -> Result<(String, bool)> {
     let identities = Identities::load(identity)?;
     let (_lock, store) = begin_write(ctx, install, "pull")?;
+    fetch_locked(ctx, &store, remote, id, &identities)
+}
+
+/// [`fetch`] for a caller that holds the store lock.
+pub fn fetch_locked(
+    ctx: &mut Ctx,
+    store: &Store,
+    remote: Option<&str>,
+    id: Option<&str>,
+    identities: &Identities,
+) -> Result<(String, bool)> {
     let (name, remote) = pick(&store.root, remote)?;
     let client = remote.client()?;
     let id = match id {
@@ -262,7 +283,7 @@ pub fn fetch(
     }
     ctx.out.info(format!("Pulling {id} from {name} ({} encrypted)", human_size(rm.object.size)));
     let progress = Progress::new(&format!("pull {id}"), rm.object.size, ctx.progress);
-    let m = offsite::pull(&client, &rm, &identities, &store, &progress)?;
+    let m = offsite::pull(&client, &rm, identities, store, &progress)?;
     drop(progress);
     ctx.out.result(format!(
         "Pulled {id} from {name} into {}: decrypted and checked against its checksums ({} files, {})",
@@ -412,7 +433,14 @@ pub fn prune(args: &PruneArgs, ctx: &mut Ctx, name: &str) -> Result<serde_json::
         );
     }
     let client = remote.client()?;
-    let (listed, _) = offsite::list(&client)?;
+    let (listed, incomplete) = offsite::list(&client)?;
+    for id in &incomplete {
+        let verb = if args.dry_run { "would remove" } else { "remove" };
+        ctx.out.result(format!("{verb:<13} {id}  incomplete copy (an interrupted push or prune)"));
+        if !args.dry_run {
+            offsite::delete_incomplete(&client, id)?;
+        }
+    }
     let mut candidates = Vec::new();
     let mut manifests: Vec<RemoteManifest> = Vec::new();
     for l in listed {
@@ -444,5 +472,6 @@ pub fn prune(args: &PruneArgs, ctx: &mut Ctx, name: &str) -> Result<serde_json::
         offsite::delete(&client, id)
     })?;
     doc["remote"] = json!(name);
+    doc["incomplete_removed"] = json!(incomplete);
     Ok(doc)
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::bitwarden;
 use crate::cli::{Only, RollbackArgs};
-use crate::commands::{begin_write, confirm, human_size};
+use crate::commands::{begin_write, confirm, human_size, offsite};
 use crate::context::{Ctx, Install};
 use crate::error::{Error, Result};
 use crate::preflight::{self, Need};
@@ -28,13 +28,27 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     };
     let helm = args.helm_values.is_some();
     let store = Store::new(&install.store);
+    // From a remote: everything that could refuse is asked before the
+    // download, and the lock is held from the pull to the end.
+    let mut held = None;
     let wanted = match (&args.remote, &args.identity) {
-        (Some(remote), Some(_)) if args.dry_run => {
-            return crate::commands::offsite::rollback_dry_run(ctx, &store, remote, args.id.as_deref());
+        (Some(remote), Some(identity)) => {
+            let identities = crate::offsite::crypt::Identities::load(identity)?;
+            if args.dry_run {
+                return offsite::rollback_dry_run(ctx, &store, remote, args.id.as_deref());
+            }
+            if !ctx.global.yes && !ctx.interactive {
+                confirm(
+                    ctx,
+                    &format!("Pull a snapshot from {remote} and roll {} back to it?", install.dir.display()),
+                )?;
+            }
+            preflight::no_database_holders(&install)?;
+            let (lock, locked) = begin_write(ctx, &install, "rollback")?;
+            let (id, _) = offsite::fetch_locked(ctx, &locked, Some(remote), args.id.as_deref(), &identities)?;
+            held = Some(lock);
+            Some(id)
         }
-        (Some(remote), Some(identity)) => Some(
-            crate::commands::offsite::fetch(ctx, &install, Some(remote), args.id.as_deref(), identity)?.0,
-        ),
         _ => args.id.clone(),
     };
     let id = store.resolve(wanted.as_deref())?;
@@ -82,7 +96,10 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
         confirm(ctx, &format!("Roll back {} to snapshot {id}?", install.dir.display()))?;
     }
 
-    let (_lock, store) = begin_write(ctx, &install, "rollback")?;
+    let (_lock, store) = match held {
+        Some(lock) => (lock, store),
+        None => begin_write(ctx, &install, "rollback")?,
+    };
     preflight::no_database_holders(&install)?;
     // Room first (rule 8), then the archive against its checksums, all
     // before touching anything.

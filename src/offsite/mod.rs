@@ -32,6 +32,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -66,8 +68,10 @@ pub const PART: usize = 8 << 20;
 const MAX_PARTS: u64 = 9000;
 /// The files of a snapshot, in the order they travel.
 const INNER: [&str; 4] = [MANIFEST, SUMS, ARCHIVE_SUM, ARCHIVE];
-/// The largest small file (manifest, checksums) a copy may hold.
-const SMALL_MAX: u64 = 256 << 20;
+/// The largest small file (manifest, checksums) a copy may hold: about
+/// 200,000 files' worth of manifest. The copy is untrusted until checked,
+/// so nothing in it may make bwguard hold more.
+const SMALL_MAX: u64 = 64 << 20;
 
 /// The public facts of a copy on a remote.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -185,8 +189,14 @@ pub fn open(client: &Client, remote_name: &str, id: &str) -> Result<RemoteManife
     match client.get_small(&rel(id, REMOTE_MANIFEST)).map_err(s3_error)? {
         Some(bytes) => parse_manifest(id, &bytes)
             .map_err(|p| Error::integrity(id, format!("on remote {remote_name}: {p}"))),
+        None if client.head(&rel(id, OBJECT)).map_err(s3_error)?.is_some() => Err(Error::integrity(
+            id,
+            format!(
+                "the copy on remote {remote_name} is incomplete (no manifest.json): an interrupted push; push it again"
+            ),
+        )),
         None => Err(Error::Usage(format!(
-            "remote {remote_name} has no complete copy of snapshot {id}; `bwguard list --remote {remote_name}` shows the copies"
+            "remote {remote_name} has no copy of snapshot {id}; `bwguard list --remote {remote_name}` shows the copies"
         ))),
     }
 }
@@ -224,21 +234,35 @@ fn pending_path(store: &Store, name: &str) -> std::path::PathBuf {
     store.root.join(format!("upload-{name}.json"))
 }
 
-/// Abandons an upload a killed push left, if any; returns its snapshot id.
+/// Abandons an upload a killed push left, if any, and says what happened
+/// (`None` if there was none). Failing to abandon it does not stop a push:
+/// its parts then cost storage until the bucket's lifecycle rule for
+/// incomplete uploads removes them.
 pub fn abandon_pending(client: &Client, store: &Store, name: &str) -> Result<Option<String>> {
     let path = pending_path(store, name);
     let Ok(bytes) = std::fs::read(&path) else {
         return Ok(None);
     };
-    let id = match serde_json::from_slice::<PendingUpload>(&bytes) {
-        Ok(p) => {
-            client.abort_multipart(&rel(&p.id, OBJECT), &p.upload_id).map_err(s3_error)?;
-            Some(p.id)
-        }
+    let said = match serde_json::from_slice::<PendingUpload>(&bytes) {
+        Ok(p) => Some(match client.abort_multipart(&rel(&p.id, OBJECT), &p.upload_id) {
+            Ok(()) => {
+                format!("abandoned the upload of {} that an interrupted push left on remote {name}", p.id)
+            }
+            Err(e) => format!(
+                "could not abandon the upload of {} that an interrupted push left on remote {name} ({e}); \
+                 its parts cost storage until a lifecycle rule for incomplete uploads removes them",
+                p.id
+            ),
+        }),
         Err(_) => None,
     };
-    fsx::remove_any(&path)?;
-    Ok(id)
+    forget_pending(store, name)?;
+    Ok(said)
+}
+
+/// Removes the record of an upload in flight to remote `name`.
+pub fn forget_pending(store: &Store, name: &str) -> Result<()> {
+    fsx::remove_any(&pending_path(store, name))
 }
 
 /// Copies snapshot `id` of `store` to the remote, encrypted (the caller
@@ -503,51 +527,78 @@ pub fn verify(
     progress: &Progress,
 ) -> Result<()> {
     check_sum_object(client, rm)?;
-    let body = open_object(client, rm)?;
+    let (body, net) = NetReader::new(open_object(client, rm)?);
     let mut cipher = HashReader::new(ProgressReader { inner: body, progress: Some(progress) });
-    match identities {
-        None => {
-            io::copy(&mut cipher, &mut io::sink()).map_err(|e| download_error(client, rm, e))?;
-        }
-        Some(ids) => {
+    let checked = (|| {
+        if let Some(ids) = identities {
             let plain = ids.decrypt(&rm.id, BufReader::with_capacity(CHUNK, &mut cipher))?;
-            let mut small: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
             let mut inner: Option<Manifest> = None;
             walk_inner(&rm.id, rm.archive.size, plain, |name, entry| {
-                if name == ARCHIVE {
-                    let m = inner.as_ref().ok_or_else(|| {
-                        Error::integrity(&rm.id, "the copy holds no manifest before its archive")
-                    })?;
-                    let digest = scan_entry(entry, m)?;
-                    return verify::check_digest(m, &digest);
-                }
-                let mut bytes = Vec::new();
-                entry.read_to_end(&mut bytes).map_err(|e| inner_error(&rm.id, e))?;
-                if name == MANIFEST {
+                let Some(m) = inner.as_ref() else {
+                    let mut bytes = Vec::new();
+                    entry.read_to_end(&mut bytes).map_err(|e| inner_error(&rm.id, e))?;
                     inner = Some(inner_manifest(rm, &bytes)?);
+                    return Ok(());
+                };
+                let expected = match name {
+                    SUMS => crate::manifest::render_sums(&m.entries),
+                    ARCHIVE_SUM => crate::manifest::render_archive_sum(&m.archive.sha256),
+                    _ => return verify::check_digest(m, &scan_entry(entry, m)?),
+                };
+                let mut hashed = HashReader::new(entry);
+                io::copy(&mut hashed, &mut io::sink()).map_err(|e| inner_error(&rm.id, e))?;
+                if hashed.digest().sha256 != hex(&Sha256::digest(expected.as_bytes())) {
+                    return Err(Error::integrity(
+                        &rm.id,
+                        format!("{name} in the copy does not match its manifest"),
+                    ));
                 }
-                small.insert(name, bytes);
                 Ok(())
             })?;
-            let m = inner.ok_or_else(|| Error::integrity(&rm.id, "the copy holds no manifest.json"))?;
-            let sums = crate::manifest::render_sums(&m.entries);
-            let archive_sum = crate::manifest::render_archive_sum(&m.archive.sha256);
-            if small.get(SUMS).map(Vec::as_slice) != Some(sums.as_bytes()) {
-                return Err(Error::integrity(
-                    &rm.id,
-                    format!("{SUMS} in the copy does not match its manifest"),
-                ));
-            }
-            if small.get(ARCHIVE_SUM).map(Vec::as_slice) != Some(archive_sum.as_bytes()) {
-                return Err(Error::integrity(
-                    &rm.id,
-                    format!("{ARCHIVE_SUM} in the copy does not match its manifest"),
-                ));
-            }
-            io::copy(&mut cipher, &mut io::sink()).map_err(|e| download_error(client, rm, e))?;
+        }
+        io::copy(&mut cipher, &mut io::sink()).map_err(|e| download_error(client, rm, e))?;
+        check_cipher(rm, &cipher.digest())
+    })();
+    net.explain(checked, client, rm)
+}
+
+/// A download that remembers whether the network failed under it, so a
+/// broken connection is reported as such (exit 1), not as a damaged copy.
+struct NetReader<R> {
+    inner: R,
+    failed: Arc<AtomicBool>,
+}
+
+/// Whether a [`NetReader`]'s download failed.
+struct NetFlag(Arc<AtomicBool>);
+
+impl<R> NetReader<R> {
+    fn new(inner: R) -> (Self, NetFlag) {
+        let failed = Arc::new(AtomicBool::new(false));
+        (NetReader { inner, failed: failed.clone() }, NetFlag(failed))
+    }
+}
+
+impl<R: Read> Read for NetReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|_| self.failed.store(true, Ordering::Relaxed))
+    }
+}
+
+impl NetFlag {
+    /// `outcome`, unless the download broke off: then that is the error.
+    fn explain<T>(&self, outcome: Result<T>, client: &Client, rm: &RemoteManifest) -> Result<T> {
+        match outcome {
+            Err(e) if self.0.load(Ordering::Relaxed) => Err(Error::Failed {
+                message: format!(
+                    "remote storage: the download of {} broke off ({e}); the copy itself may be fine",
+                    client.name(&rel(&rm.id, OBJECT))
+                ),
+                hint: Some("check the network and run the command again".into()),
+            }),
+            other => other,
         }
     }
-    check_cipher(rm, &cipher.digest())
 }
 
 /// The cheap check of a copy, without downloading it: the checksum object
@@ -663,7 +714,7 @@ fn scan_entry(entry: &mut dyn Read, m: &Manifest) -> Result<Digest256> {
 }
 
 /// Walks the tar inside a decrypted copy: only the snapshot's four files
-/// under `<id>/` (and that directory), each once, the archive of
+/// under `<id>/` (and that directory), each once, the manifest first, the archive of
 /// `archive_size` bytes; calls `on_file` for each file, then reads the
 /// stream to its end, so the age payload's final chunk is authenticated.
 fn walk_inner(
@@ -689,6 +740,9 @@ fn walk_inner(
             .ok_or_else(|| bad(format!("the copy holds {path:?}, which is not part of snapshot {id}")))?;
         if seen.contains(&name) {
             return Err(bad(format!("the copy holds {name} twice")));
+        }
+        if seen.is_empty() && name != MANIFEST {
+            return Err(bad(format!("the copy starts with {name}, not {MANIFEST}")));
         }
         if name != ARCHIVE && entry.size() > SMALL_MAX {
             return Err(bad(format!("{name} in the copy is implausibly large ({} bytes)", entry.size())));
@@ -733,27 +787,32 @@ pub fn pull(
     let dir = store.dir(&rm.id);
     fsx::create_private_dir(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
     let pulled = (|| {
-        let body = open_object(client, rm)?;
+        let (body, net) = NetReader::new(open_object(client, rm)?);
         let mut cipher = HashReader::new(ProgressReader { inner: body, progress: Some(progress) });
-        let plain = identities.decrypt(&rm.id, BufReader::with_capacity(CHUNK, &mut cipher))?;
-        let mut inner: Option<Manifest> = None;
-        let mut digest = None;
-        walk_inner(&rm.id, rm.archive.size, plain, |name, entry| {
-            let target = if name == MANIFEST { fsx::temp_name(&dir.join(MANIFEST)) } else { dir.join(name) };
-            let mut file = fsx::create_private_file(&target)?;
-            let mut hashed = HashReader::new(entry);
-            copy_to(&mut hashed, &mut file, &target, &rm.id)?;
-            file.sync_all().map_err(|e| Error::io("cannot flush", &target, e))?;
-            if name == MANIFEST {
-                let bytes = std::fs::read(&target).map_err(|e| Error::io("cannot read", &target, e))?;
-                inner = Some(inner_manifest(rm, &bytes)?);
-            } else if name == ARCHIVE {
-                digest = Some(hashed.digest());
-            }
-            Ok(())
-        })?;
-        io::copy(&mut cipher, &mut io::sink()).map_err(|e| download_error(client, rm, e))?;
-        check_cipher(rm, &cipher.digest())?;
+        let unpacked = (|| {
+            let plain = identities.decrypt(&rm.id, BufReader::with_capacity(CHUNK, &mut cipher))?;
+            let mut inner: Option<Manifest> = None;
+            let mut digest = None;
+            walk_inner(&rm.id, rm.archive.size, plain, |name, entry| {
+                let target =
+                    if name == MANIFEST { fsx::temp_name(&dir.join(MANIFEST)) } else { dir.join(name) };
+                let mut file = fsx::create_private_file(&target)?;
+                let mut hashed = HashReader::new(entry);
+                copy_to(&mut hashed, &mut file, &target, &rm.id)?;
+                file.sync_all().map_err(|e| Error::io("cannot flush", &target, e))?;
+                if name == MANIFEST {
+                    let bytes = std::fs::read(&target).map_err(|e| Error::io("cannot read", &target, e))?;
+                    inner = Some(inner_manifest(rm, &bytes)?);
+                } else if name == ARCHIVE {
+                    digest = Some(hashed.digest());
+                }
+                Ok(())
+            })?;
+            io::copy(&mut cipher, &mut io::sink()).map_err(|e| download_error(client, rm, e))?;
+            check_cipher(rm, &cipher.digest())?;
+            Ok((inner, digest))
+        })();
+        let (inner, digest) = net.explain(unpacked, client, rm)?;
         let m = inner.ok_or_else(|| Error::integrity(&rm.id, "the copy holds no manifest.json"))?;
         verify::check_digest(
             &m,
@@ -784,6 +843,12 @@ fn copy_to(from: &mut impl Read, to: &mut File, path: &Path, id: &str) -> Result
         }
         to.write_all(&buf[..n]).map_err(|e| Error::io("cannot write", path, e))?;
     }
+}
+
+/// Deletes what incomplete copy `id` left (no public manifest).
+pub fn delete_incomplete(client: &Client, id: &str) -> Result<()> {
+    client.delete(&rel(id, OBJECT)).map_err(s3_error)?;
+    client.delete(&rel(id, OBJECT_SUM)).map_err(s3_error)
 }
 
 /// Deletes copy `id`: its public manifest first, so an interrupted delete

@@ -172,6 +172,11 @@ impl Garage {
         format!("http://127.0.0.1:{}", self.nodes[0].s3_port)
     }
 
+    /// The S3 port of node 0.
+    pub fn s3_port(&self) -> u16 {
+        self.nodes[0].s3_port
+    }
+
     /// A client of the bucket under `prefix`, for tests that tamper with objects.
     pub fn client(&self, prefix: &str) -> bwguard::offsite::s3::Client {
         let ep = bwguard::offsite::s3::Endpoint {
@@ -190,6 +195,28 @@ impl Garage {
             c.wait().unwrap();
         }
     }
+}
+
+/// A TCP proxy to `127.0.0.1:port` that cuts each connection once it has
+/// passed `cut_after` bytes from the server: a network that drops mid-download.
+/// Returns the proxy's port; its threads live until the test process ends.
+pub fn cutting_proxy(port: u16, cut_after: u64) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", port)) else { continue };
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut c_in, &mut s_out));
+            std::thread::spawn(move || {
+                let (mut server, mut client) = (server, client);
+                let _ = std::io::copy(&mut std::io::Read::take(&mut server, cut_after), &mut client);
+                let _ = client.shutdown(std::net::Shutdown::Both);
+                let _ = server.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    proxy
 }
 
 impl Drop for Garage {

@@ -191,6 +191,9 @@ fn push_list_verify_pull_and_roll_back_with_the_local_store_gone() {
     o.add_remote().ok();
     assert_eq!(o.remote_ids().0, local);
     let scim_id = &local[0];
+    // Without a terminal and without --yes: refused before any download.
+    o.run(&["rollback", scim_id, "--remote", "g", "--identity", o.id_arg()]).code(5);
+    assert!(!o.env.store.join(scim_id).exists(), "a refused rollback downloaded the copy");
     let r = o.run(&["rollback", scim_id, "--remote", "g", "--identity", o.id_arg(), "--dry-run", "--json"]);
     r.ok();
     assert_eq!(r.json()["pull"], true);
@@ -342,6 +345,30 @@ fn foreign_damaged_and_missing_copies_exit_3_and_change_nothing_locally() {
     o.run(&["verify", "--remote", "g", "--deep", "--identity", other]).code(3);
     unchanged("a wrong identity");
 
+    // The network drops mid-download: a failure (exit 1), not damage.
+    let proxy = garage::cutting_proxy(o.garage.s3_port(), 96 << 10);
+    let url = format!("s3://{}/{PREFIX}", garage::BUCKET);
+    let via = format!("http://127.0.0.1:{proxy}");
+    let add =
+        ["remote", "add", "cut", &url, "--endpoint", &via, "--region", REGION, "--recipient", &o.recipient];
+    o.run(&add).ok();
+    o.run(&["pull", &id, "--remote", "cut", "--identity", o.id_arg()]).code(1).says("broke off");
+    o.run(&["verify", "--remote", "cut", "--deep", "--identity", o.id_arg()]).code(1).says("broke off");
+    o.run(&["verify", "--remote", "cut"]).code(1);
+    o.run(&["remote", "remove", "cut"]).ok();
+    unchanged("a dropped connection");
+    // A wrong secret: refused by the server, and shown nowhere.
+    let out = o
+        .command(&["list", "--remote", "g", "--json"])
+        .env("AWS_SECRET_ACCESS_KEY", "0".repeat(64))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["error"]["code"], 1);
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!all.contains(&"0".repeat(64)) && !all.contains(KEY_ID) && !all.contains("X-Amz"), "{all}");
+
     // One flipped byte in the middle of the ciphertext.
     let client = o.garage.client(PREFIX);
     let object = format!("{id}/snapshot.tar.age");
@@ -369,7 +396,18 @@ fn foreign_damaged_and_missing_copies_exit_3_and_change_nothing_locally() {
     client.delete(&object).unwrap();
     o.run(&["verify", "--remote", "g"]).code(3).says("is missing");
     o.run(&["pull", &id, "--remote", "g", "--identity", o.id_arg()]).code(3);
+    o.run(&["rollback", &id, "--remote", "g", "--identity", o.id_arg(), "--yes"]).code(3);
     unchanged("a missing object");
+    // Objects without their manifest: an incomplete copy, exit 3, never
+    // listed, and removed by the next prune of the remote.
+    client.put(&object, &good).unwrap();
+    client.delete(&format!("{id}/manifest.json")).unwrap();
+    o.run(&["pull", &id, "--remote", "g", "--identity", o.id_arg()]).code(3).says("incomplete");
+    let (ids, doc) = o.remote_ids();
+    assert!(ids.is_empty() && doc["incomplete"] == serde_json::json!([id.clone()]), "{doc}");
+    o.run(&["prune", "--remote", "g", "--keep-last", "1"]).ok().says("incomplete copy");
+    assert!(client.list(&format!("{id}/")).unwrap().is_empty(), "prune left the incomplete copy");
+    unchanged("an incomplete copy");
     // A copy that was never pushed names nothing.
     o.run(&["pull", "20200101T000000Z", "--remote", "g", "--identity", o.id_arg()]).code(2);
     o.assert_no_credentials();
