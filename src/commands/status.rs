@@ -78,6 +78,14 @@ pub fn run(args: &StatusArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
         )),
         None => out.result("newest       none: take one with `bwguard backup`"),
     }
+    let remotes = crate::offsite::remote::Remotes::load(&store.root).map(|r| r.remotes).unwrap_or_default();
+    if !remotes.is_empty() {
+        let names: Vec<String> = remotes.iter().map(|(n, r)| format!("{n} ({})", r.url)).collect();
+        out.result(format!(
+            "remotes      {} (`bwguard list --remote NAME` shows the copies)",
+            names.join(", ")
+        ));
+    }
     out.result(format!(
         "free space   data {}, store {}",
         free_data.map(human_size).unwrap_or_else(|| "?".into()),
@@ -117,6 +125,7 @@ pub fn run(args: &StatusArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
         "snapshots": listed.len(),
         "newest": newest.map(|m| json!({"id": m.id, "created": m.created, "reason": m.reason, "age_seconds": age(m, ctx.now)})),
         "free_bytes": {"data": free_data, "store": free_store},
+        "remotes": remotes.keys().collect::<Vec<_>>(),
         "interrupted_rollback": journal.map(|j| j.id),
         "incomplete_snapshots": incomplete,
         "orphan_staging": orphans.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),

@@ -169,6 +169,8 @@ fn push_list_verify_pull_and_roll_back_with_the_local_store_gone() {
 
     let (ids, doc) = o.remote_ids();
     assert_eq!(ids, local);
+    let status = o.run(&["status", "--json"]);
+    assert_eq!(status.json()["remotes"], serde_json::json!(["g"]));
     assert_eq!(doc["incomplete"], serde_json::json!([]));
     assert_eq!(doc["snapshots"][0]["reason"], "before enable-scim");
     assert_eq!(doc["snapshots"][0]["pinned"], true);
