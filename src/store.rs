@@ -171,6 +171,18 @@ impl Store {
         }
     }
 
+    /// The ids a command was given: every snapshot with `all`, the newest
+    /// when none is named (exit 5 if the store is empty), else `ids`.
+    pub fn chosen(&self, ids: &[String], all: bool) -> Result<Vec<String>> {
+        if all {
+            Ok(self.list()?.into_iter().map(|l| l.id).collect())
+        } else if ids.is_empty() {
+            Ok(vec![self.resolve(None)?])
+        } else {
+            Ok(ids.to_vec())
+        }
+    }
+
     /// Creates the directory of a new snapshot taken at `now` (mode 0700)
     /// and returns its id and path.
     pub fn create_dir(&self, now: DateTime<Utc>) -> Result<(String, PathBuf)> {

@@ -160,13 +160,7 @@ pub fn pick(store: &Path, name: Option<&str>) -> Result<(String, Remote)> {
 pub fn push(args: &PushArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     let install = ctx.install()?;
     let (_lock, store) = begin_write(ctx, &install, "push")?;
-    let ids: Vec<String> = if args.all {
-        store.list()?.into_iter().map(|l| l.id).collect()
-    } else if args.ids.is_empty() {
-        vec![store.resolve(None)?]
-    } else {
-        args.ids.clone()
-    };
+    let ids = store.chosen(&args.ids, args.all)?;
     push_ids(ctx, &store, args.remote.as_deref(), &ids)
 }
 

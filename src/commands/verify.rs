@@ -13,13 +13,7 @@ use crate::verify::check_files;
 pub fn run(args: &VerifyArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     let install = ctx.install()?;
     let store = Store::new(&install.store);
-    let ids: Vec<String> = if args.all {
-        store.list()?.into_iter().map(|l| l.id).collect()
-    } else if args.ids.is_empty() {
-        vec![store.resolve(None)?]
-    } else {
-        args.ids.clone()
-    };
+    let ids = store.chosen(&args.ids, args.all)?;
     if ids.is_empty() {
         return Err(Error::NoSnapshots(store.root.clone()));
     }
