@@ -59,7 +59,12 @@ pub fn run(ctx: &mut Ctx) -> Result<serde_json::Value> {
 
 /// Seconds since the snapshot was taken.
 pub fn age(m: &Manifest, now: DateTime<Utc>) -> Option<i64> {
-    DateTime::parse_from_rfc3339(&m.created).ok().map(|t| (now - t.with_timezone(&Utc)).num_seconds())
+    seconds_since(&m.created, now)
+}
+
+/// Seconds from an RFC 3339 time to `now`.
+pub fn seconds_since(time: &str, now: DateTime<Utc>) -> Option<i64> {
+    DateTime::parse_from_rfc3339(time).ok().map(|t| (now - t.with_timezone(&Utc)).num_seconds())
 }
 
 /// The JSON description of a listed snapshot.

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::cli::{PruneArgs, PullArgs, PushArgs, RemoteAddArgs, RemoteCommand, UrlStyle, VerifyArgs};
+use crate::commands::list::seconds_since;
 use crate::commands::verify::check_each;
 use crate::commands::{begin_write, human_age, human_size};
 use crate::context::{Ctx, Install};
@@ -259,11 +260,7 @@ pub fn fetch_locked(
 ) -> Result<(String, bool)> {
     let (name, remote) = pick(&store.root, remote)?;
     let client = remote.client()?;
-    let id = match id {
-        Some(id) => id.to_string(),
-        None => offsite::newest(&client, &name)?,
-    };
-    let rm = offsite::open(&client, &name, &id)?;
+    let (id, rm) = offsite::open_or_newest(&client, &name, id)?;
     if store.dir(&id).exists() {
         let local = store.open(&id)?;
         if local.archive != rm.archive {
@@ -298,11 +295,7 @@ pub fn rollback_dry_run(
 ) -> Result<serde_json::Value> {
     let (name, found) = pick(&store.root, Some(remote))?;
     let client = found.client()?;
-    let id = match id {
-        Some(id) => id.to_string(),
-        None => offsite::newest(&client, &name)?,
-    };
-    let rm = offsite::open(&client, &name, &id)?;
+    let (id, rm) = offsite::open_or_newest(&client, &name, id)?;
     let local = store.dir(&id).join(crate::manifest::MANIFEST).is_file();
     ctx.out.result(format!(
         "dry run: would {}roll back to snapshot {id} ({}, {}, Bitwarden {}); nothing changed",
@@ -331,12 +324,14 @@ pub fn list(ctx: &mut Ctx, name: &str) -> Result<serde_json::Value> {
             Ok(m) => {
                 rows.push([
                     l.id.clone(),
-                    age(&m.created, ctx.now).map(human_age).unwrap_or_else(|| "?".into()),
+                    seconds_since(&m.created, ctx.now).map(human_age).unwrap_or_else(|| "?".into()),
                     m.reason.clone(),
                     human_size(m.object.size),
                     if m.pinned { "yes" } else { "no" }.into(),
                     m.bitwarden.core_version.clone().unwrap_or_else(|| "?".into()),
-                    age(&m.pushed, ctx.now).map(|a| human_age(a) + " ago").unwrap_or_else(|| "?".into()),
+                    seconds_since(&m.pushed, ctx.now)
+                        .map(|a| human_age(a) + " ago")
+                        .unwrap_or_else(|| "?".into()),
                 ]);
                 docs.push(serde_json::to_value(m).unwrap_or_default());
             }
@@ -363,17 +358,12 @@ pub fn list(ctx: &mut Ctx, name: &str) -> Result<serde_json::Value> {
     }
     if !incomplete.is_empty() {
         ctx.out.info(format!(
-            "{} incomplete upload(s) not listed ({}); the next push of those snapshots replaces them",
+            "{} incomplete copies not listed ({}); a push of those snapshots replaces them, `prune --remote` removes them",
             incomplete.len(),
             incomplete.join(", ")
         ));
     }
     Ok(json!({"remote": name, "url": remote.url, "snapshots": docs, "incomplete": incomplete}))
-}
-
-/// Seconds since an RFC 3339 time.
-fn age(time: &str, now: DateTime<Utc>) -> Option<i64> {
-    DateTime::parse_from_rfc3339(time).ok().map(|t| (now - t.with_timezone(&Utc)).num_seconds())
 }
 
 /// `verify --remote NAME`.

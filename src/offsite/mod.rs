@@ -201,6 +201,20 @@ pub fn open(client: &Client, remote_name: &str, id: &str) -> Result<RemoteManife
     }
 }
 
+/// The public manifest of copy `id`, or of the newest copy when `None`.
+pub fn open_or_newest(
+    client: &Client,
+    remote_name: &str,
+    id: Option<&str>,
+) -> Result<(String, RemoteManifest)> {
+    let id = match id {
+        Some(id) => id.to_string(),
+        None => newest(client, remote_name)?,
+    };
+    let rm = open(client, remote_name, &id)?;
+    Ok((id, rm))
+}
+
 /// The newest complete copy on the remote.
 pub fn newest(client: &Client, remote_name: &str) -> Result<String> {
     let (listed, _) = list(client)?;

@@ -323,6 +323,32 @@ fn a_push_killed_midway_is_never_listed_and_the_next_push_completes_it() {
     for upload in &stale {
         assert!(!client.upload_exists(&object, upload).unwrap(), "killed upload {upload} was not abandoned");
     }
+
+    // A pull killed midway leaves no snapshot that `list` shows (rule 2);
+    // the next writing run removes what it left and pulls again.
+    fs::remove_dir_all(o.env.store.join(&id)).unwrap();
+    let mut child = o
+        .command(&["pull", &id, "--remote", "g", "--identity", o.id_arg()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let archive = o.env.store.join(&id).join("data.tar.gz");
+    for _ in 0..2000 {
+        if archive.exists() || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let finished = child.try_wait().unwrap().is_some();
+    child.kill().ok();
+    child.wait().unwrap();
+    if !finished {
+        assert!(!o.env.snapshot_ids().contains(&id), "a pull killed midway left a listed snapshot");
+        o.run(&["verify", &id]).code(3);
+    }
+    o.run(&["pull", &id, "--remote", "g", "--identity", o.id_arg()]).ok();
+    o.run(&["verify", &id, "--deep"]).ok();
 }
 
 #[test]
