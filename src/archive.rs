@@ -326,7 +326,7 @@ pub fn scan(
     progress: &Progress,
     on_entry: impl FnMut(&Entry, &mut Content<'_>) -> Result<()>,
 ) -> Result<Option<Digest256>> {
-    let file = File::open(path).map_err(|e| match e.kind() {
+    let file = crate::device::open(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::integrity(&manifest.id, format!("{} is missing", path.display())),
         _ => Error::io("cannot open", path, e),
     })?;

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod context;
+pub mod device;
 pub mod error;
 pub mod fsx;
 pub mod gz;

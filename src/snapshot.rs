@@ -142,7 +142,7 @@ fn write_snapshot(
     write_private(&dir.join(ARCHIVE_SUM), render_archive_sum(&manifest.archive.sha256).as_bytes())?;
     fsx::sync_dir(dir)?;
 
-    // Read back from disk, not from memory (the cache was dropped): the
+    // Read back from the device, not from memory (crate::device): the
     // archive against the digest of the bytes that were written, and the
     // checksum files against the manifest. Every member was already
     // decompressed and compared with its input before it was written, so
@@ -164,8 +164,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io("cannot write", path, e))
 }
 
-/// Asks the kernel to forget the cached pages of a flushed file, so the
-/// read-back reads the disk rather than memory.
+/// Asks the kernel to forget the cached pages of a flushed file: the
+/// archive is not read again soon, and the server's cache is worth more.
 fn drop_cache(file: &File) {
     let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
 }

@@ -5,13 +5,12 @@
 //! the end and check every entry. Every disagreement, a missing checksum
 //! file included, is an integrity failure (exit 3).
 
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::archive::{self, CHUNK, Digest256};
+use crate::archive::{self, Digest256};
 use crate::error::{Error, Result};
 use crate::manifest::{ARCHIVE, ARCHIVE_SUM, Manifest, SUMS, hex, render_archive_sum, render_sums};
 use crate::progress::Progress;
@@ -69,20 +68,13 @@ pub fn check_small(dir: &Path, manifest: &Manifest) -> Result<()> {
     Ok(())
 }
 
-/// SHA-256 and size of a whole file, read in large chunks.
+/// SHA-256 and size of a whole file as the storage device holds it (read
+/// past the page cache, see [`crate::device`]).
 pub fn hash_file(path: &Path, progress: &Progress) -> io::Result<Digest256> {
-    let mut f = File::open(path)?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-        progress.add(n as u64);
-    }
+    let size = crate::device::read_through(path, |chunk| {
+        hasher.update(chunk);
+        progress.add(chunk.len() as u64);
+    })?;
     Ok(Digest256 { size, sha256: hex(&hasher.finalize()) })
 }

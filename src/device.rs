@@ -1,0 +1,256 @@
+//! Reading a whole file from the storage device rather than the page cache,
+//! for the checks that must prove what the disk holds.
+//!
+//! The file is opened with `O_DIRECT` and read in large aligned chunks by a
+//! second thread while the caller consumes the previous chunk, so reading
+//! overlaps hashing and decompressing. A direct read first writes back any dirty cached
+//! pages of the range and then reads the device, so it sees what is on disk
+//! whatever the cache holds, and it leaves nothing in the cache.
+//!
+//! Invariant: the consumer sees every byte of the file exactly once, in
+//! order. Where the filesystem refuses `O_DIRECT` (tmpfs, some network and
+//! FUSE filesystems), or a read comes back short before the end, reading
+//! goes on through the page cache from the same offset, after asking the
+//! kernel to drop the file's cached pages.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, Read};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use rustix::fs::{Advice, OFlags, fadvise, fcntl_getfl, fcntl_setfl};
+
+/// Bytes per read; a multiple of any device's logical block size.
+const CHUNK: usize = 1 << 20;
+/// Alignment of buffers and offsets for direct reads.
+const ALIGN: usize = 4096;
+/// Buffers in flight between the reading thread and the consumer.
+const BUFFERS: usize = 4;
+
+/// A buffer with an aligned window of `CHUNK` bytes.
+struct Buffer {
+    bytes: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl Buffer {
+    fn new() -> Self {
+        let bytes = vec![0u8; CHUNK + ALIGN];
+        let start = bytes.as_ptr().align_offset(ALIGN).min(ALIGN);
+        Buffer { bytes, start, len: 0 }
+    }
+
+    fn window(&mut self) -> &mut [u8] {
+        &mut self.bytes[self.start..self.start + CHUNK]
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.bytes[self.start..self.start + self.len]
+    }
+}
+
+/// A file read from the device in large chunks by a second thread, ahead
+/// of the consumer. Dropping it stops the thread.
+pub struct DeviceReader {
+    full: Receiver<io::Result<Buffer>>,
+    free: SyncSender<Buffer>,
+    current: Option<Buffer>,
+    pos: usize,
+    done: bool,
+}
+
+/// Opens `path` for reading from the device.
+pub fn open(path: &Path) -> io::Result<DeviceReader> {
+    let file = match OpenOptions::new().read(true).custom_flags(OFlags::DIRECT.bits() as i32).open(path) {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+            let f = File::open(path)?;
+            let _ = fadvise(&f, 0, None, Advice::DontNeed);
+            f
+        }
+        Err(e) => return Err(e),
+    };
+    let (full_tx, full) = sync_channel::<io::Result<Buffer>>(BUFFERS);
+    let (free, free_rx) = sync_channel::<Buffer>(BUFFERS);
+    for _ in 0..BUFFERS {
+        let _ = free.send(Buffer::new());
+    }
+    std::thread::spawn(move || {
+        let mut at = 0u64;
+        let mut direct = fcntl_getfl(&file).is_ok_and(|f| f.contains(OFlags::DIRECT));
+        // Ends when the reader is dropped (no more free buffers) or the
+        // file ended or failed.
+        for mut buf in free_rx {
+            let got = fill(&file, &mut direct, &mut buf, at);
+            let done = matches!(got, Ok(0) | Err(_));
+            if let Ok(n) = got {
+                at += n as u64;
+            }
+            if full_tx.send(got.map(|_| buf)).is_err() || done {
+                return;
+            }
+        }
+    });
+    Ok(DeviceReader { full, free, current: None, pos: 0, done: false })
+}
+
+impl BufRead for DeviceReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.current.as_ref().is_some_and(|b| self.pos == b.len)
+            && let Some(used) = self.current.take()
+        {
+            // The thread only stops taking buffers once it has ended.
+            let _ = self.free.send(used);
+        }
+        if self.current.is_none() && !self.done {
+            match self.full.recv() {
+                Ok(Ok(buf)) if buf.len > 0 => {
+                    self.current = Some(buf);
+                    self.pos = 0;
+                }
+                Ok(Ok(_)) => self.done = true,
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(_) => return Err(io::Error::other("the device reader stopped")),
+            }
+        }
+        Ok(self.current.as_ref().map_or(&[][..], |b| &b.data()[self.pos..]))
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+    }
+}
+
+impl Read for DeviceReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let data = self.fill_buf()?;
+        let n = data.len().min(out.len());
+        out[..n].copy_from_slice(&data[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+/// Reads the file at `path` to its end from the device, handing each chunk
+/// to `each` in order; returns the number of bytes read.
+pub fn read_through(path: &Path, mut each: impl FnMut(&[u8])) -> io::Result<u64> {
+    let mut reader = open(path)?;
+    let mut total = 0u64;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(total);
+        }
+        each(chunk);
+        let n = chunk.len();
+        total += n as u64;
+        reader.consume(n);
+    }
+}
+
+/// Fills `buf`'s window from `at` as far as the file goes. A direct read
+/// that is refused or comes back short before the end leaves direct mode
+/// for the rest of the file.
+fn fill(file: &File, direct: &mut bool, buf: &mut Buffer, at: u64) -> io::Result<usize> {
+    let mut got = 0;
+    while got < CHUNK {
+        match file.read_at(&mut buf.window()[got..], at + got as u64) {
+            Ok(0) => break,
+            Ok(n) => {
+                got += n;
+                if *direct && n % ALIGN != 0 {
+                    // At the end of the file, or a short read: either way the
+                    // next offset is unaligned.
+                    leave_direct(file, direct)?;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if *direct && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                leave_direct(file, direct)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    buf.len = got;
+    Ok(got)
+}
+
+fn leave_direct(file: &File, direct: &mut bool) -> io::Result<()> {
+    fcntl_setfl(file, fcntl_getfl(file)? - OFlags::DIRECT)?;
+    let _ = fadvise(file, 0, None, Advice::DontNeed);
+    *direct = false;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(path: &Path) -> Vec<u8> {
+        let mut out = Vec::new();
+        let n = read_through(path, |chunk| out.extend_from_slice(chunk)).unwrap();
+        assert_eq!(n, out.len() as u64);
+        out
+    }
+
+    #[test]
+    fn reads_every_byte_in_order_at_awkward_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [0, 1, ALIGN - 1, ALIGN, ALIGN + 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 12345] {
+            let data: Vec<u8> = (0..len).map(|i| (i as u64).wrapping_mul(0x9E37_79B9) as u8).collect();
+            let path = dir.path().join(format!("f{len}"));
+            std::fs::write(&path, &data).unwrap();
+            File::open(&path).unwrap().sync_all().unwrap();
+            assert!(read_all(&path) == data, "length {len}");
+        }
+    }
+
+    #[test]
+    fn a_filesystem_without_direct_reads_is_read_through_the_cache() {
+        // procfs refuses O_DIRECT (EINVAL), as some FUSE and network
+        // filesystems do.
+        let path = Path::new("/proc/version");
+        assert!(
+            OpenOptions::new().read(true).custom_flags(OFlags::DIRECT.bits() as i32).open(path).is_err(),
+            "this test needs a file that refuses O_DIRECT"
+        );
+        assert_eq!(read_all(path), std::fs::read(path).unwrap());
+    }
+
+    #[test]
+    fn reads_the_device_and_leaves_nothing_cached() {
+        // Not /tmp: on tmpfs every page is a cached page.
+        let dir = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target")).unwrap();
+        let path = dir.path().join("f");
+        let data = vec![7u8; 2 * CHUNK];
+        std::fs::write(&path, &data).unwrap();
+        let file = File::open(&path).unwrap();
+        file.sync_all().unwrap();
+        let _ = fadvise(&file, 0, None, Advice::DontNeed);
+        assert!(read_all(&path) == data);
+        // A buffered read would have left the file's pages in the cache.
+        assert_eq!(cached_pages(&path), 0, "the read went through the page cache");
+    }
+
+    /// Pages of `path` in the page cache, as fincore(1) (util-linux) counts them.
+    fn cached_pages(path: &Path) -> u64 {
+        let out = std::process::Command::new("fincore")
+            .args(["--noheadings", "--output", "PAGES"])
+            .arg(path)
+            .output()
+            .expect("fincore (util-linux) is needed");
+        String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+    }
+
+    #[test]
+    fn a_missing_file_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_through(&dir.path().join("absent"), |_| {}).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+}
