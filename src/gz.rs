@@ -16,12 +16,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use flate2::Compression;
+use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompress, Status};
 use sha2::{Digest, Sha256};
 
 use crate::archive::Digest256;
@@ -156,56 +156,116 @@ impl Drop for ParallelGz {
 
 fn compress_loop(rx: &Mutex<Receiver<Job>>, tx: &SyncSender<Done>, level: u32) -> io::Result<()> {
     let mut zero_members: HashMap<usize, Arc<Vec<u8>>> = HashMap::new();
-    let mut check = vec![0u8; 64 << 10];
+    let mut member = Member::new(level);
     loop {
         let job = match rx.lock() {
             Ok(rx) => rx.recv(),
             Err(_) => return Ok(()),
         };
         let Ok((seq, block)) = job else { return Ok(()) };
-        let member = if is_zero(&block) {
+        let done = if is_zero(&block) {
             match zero_members.get(&block.len()) {
                 Some(m) => Arc::clone(m),
                 None => {
-                    let m = Arc::new(compress_checked(&block, level, &mut check)?);
+                    let m = Arc::new(member.make(&block)?);
                     zero_members.insert(block.len(), Arc::clone(&m));
                     m
                 }
             }
         } else {
-            Arc::new(compress_checked(&block, level, &mut check)?)
+            Arc::new(member.make(&block)?)
         };
-        if tx.send((seq, member)).is_err() {
+        if tx.send((seq, done)).is_err() {
             // The writer stopped; it reports why.
             return Ok(());
         }
     }
 }
 
-/// One gzip member of `block`, decompressed again and compared with it.
-fn compress_checked(block: &[u8], level: u32, check: &mut [u8]) -> io::Result<Vec<u8>> {
-    let mut enc =
-        flate2::write::GzEncoder::new(Vec::with_capacity(block.len() / 2 + 64), Compression::new(level));
-    enc.write_all(block)?;
-    let member = enc.finish()?;
-    let mut dec = flate2::read::GzDecoder::new(member.as_slice());
-    let mut at = 0;
-    loop {
-        let n = dec.read(check)?;
-        if n == 0 {
-            break;
+/// Makes gzip members, each decompressed again and compared with its input.
+/// The deflate state is reused from member to member.
+struct Member {
+    level: u32,
+    deflate: Compress,
+    inflate: Decompress,
+    check: Vec<u8>,
+}
+
+/// The gzip header of every member: no name, no time, "unknown" system.
+fn header(level: u32) -> [u8; 10] {
+    // XFL: 2 for the slowest level, 4 for the fastest (and none), as
+    // flate2's GzEncoder writes it.
+    let xfl = match level {
+        9.. => 2,
+        0 | 1 => 4,
+        _ => 0,
+    };
+    [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]
+}
+
+impl Member {
+    fn new(level: u32) -> Self {
+        Member {
+            level,
+            deflate: Compress::new(Compression::new(level), false),
+            inflate: Decompress::new(false),
+            check: vec![0u8; 64 << 10],
         }
-        if block.get(at..at + n) != Some(&check[..n]) {
-            return Err(io::Error::other(
-                "the compressor produced data that does not decompress to its input",
-            ));
+    }
+
+    /// One gzip member of `block`: header, raw deflate, CRC-32 and length.
+    fn make(&mut self, block: &[u8]) -> io::Result<Vec<u8>> {
+        let fault = |what: &str| io::Error::other(format!("the compressor failed: {what}"));
+        let mut out = Vec::with_capacity(block.len() + block.len() / 16 + 1024);
+        out.extend_from_slice(&header(self.level));
+        self.deflate.reset();
+        loop {
+            let consumed = self.deflate.total_in() as usize;
+            let status = self
+                .deflate
+                .compress_vec(&block[consumed..], &mut out, FlushCompress::Finish)
+                .map_err(|e| fault(&e.to_string()))?;
+            if status == Status::StreamEnd {
+                break;
+            }
+            out.reserve(out.capacity() / 2);
         }
-        at += n;
+        self.check_inflates_to(&out[10..], block)?;
+        let mut crc = Crc::new();
+        crc.update(block);
+        out.extend_from_slice(&crc.sum().to_le_bytes());
+        out.extend_from_slice(&(block.len() as u32).to_le_bytes());
+        Ok(out)
     }
-    if at != block.len() {
-        return Err(io::Error::other("the compressor produced a short member"));
+
+    /// Decompresses `deflated` and compares it with `block`: it must give
+    /// exactly those bytes and end exactly at its end.
+    fn check_inflates_to(&mut self, deflated: &[u8], block: &[u8]) -> io::Result<()> {
+        let wrong = || io::Error::other("the compressor produced data that does not decompress to its input");
+        self.inflate.reset(false);
+        loop {
+            let (read, wrote) = (self.inflate.total_in() as usize, self.inflate.total_out() as usize);
+            let status = self
+                .inflate
+                .decompress(&deflated[read..], &mut self.check, FlushDecompress::None)
+                .map_err(|_| wrong())?;
+            let now = self.inflate.total_out() as usize;
+            if block.get(wrote..now) != Some(&self.check[..now - wrote]) {
+                return Err(wrong());
+            }
+            match status {
+                Status::StreamEnd => break,
+                _ if now == wrote && self.inflate.total_in() as usize == read => return Err(wrong()),
+                _ => {}
+            }
+        }
+        if self.inflate.total_out() as usize != block.len()
+            || self.inflate.total_in() as usize != deflated.len()
+        {
+            return Err(wrong());
+        }
+        Ok(())
     }
-    Ok(member)
 }
 
 fn is_zero(block: &[u8]) -> bool {
@@ -236,6 +296,7 @@ fn write_loop(mut file: File, rx: &Receiver<Done>) -> io::Result<(File, Digest25
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     fn roundtrip(data: &[u8], workers: usize) -> Vec<u8> {
         let t = tempfile::tempfile().unwrap();
@@ -265,6 +326,57 @@ mod tests {
         for workers in [1, 2, 4] {
             assert_eq!(roundtrip(&data, workers), data);
         }
+    }
+
+    fn sample(len: usize) -> Vec<u8> {
+        (0..len).map(|i| ((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as u8).collect()
+    }
+
+    #[test]
+    fn members_are_what_flate2s_gzip_encoder_writes() {
+        for level in [0, 1, 2, 6, 9] {
+            let mut member = Member::new(level);
+            // The same state serves member after member.
+            for len in [0, 1, 5000, BLOCK] {
+                let block = sample(len);
+                let mut enc = flate2::write::GzEncoder::new(Vec::new(), Compression::new(level));
+                enc.write_all(&block).unwrap();
+                let (made, expected) = (member.make(&block).unwrap(), enc.finish().unwrap());
+                let mut back = Vec::new();
+                flate2::read::GzDecoder::new(made.as_slice()).read_to_end(&mut back).unwrap();
+                assert!(back == block, "level {level}, {len} bytes");
+                // Levels 0 and 1 end blocks where the output buffer fills,
+                // so only the header is the same; from level 2 every byte is.
+                if level >= 2 {
+                    assert!(made == expected, "level {level}, {len} bytes");
+                } else {
+                    assert_eq!(made[..10], expected[..10]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_deflate_stream_that_does_not_give_its_input_is_refused() {
+        let mut member = Member::new(2);
+        let block = sample(200_000);
+        let made = member.make(&block).unwrap();
+        let deflated = &made[10..made.len() - 8];
+        assert!(member.check_inflates_to(deflated, &block).is_ok());
+        let mut other = block.clone();
+        other[123_456] ^= 1;
+        assert!(member.check_inflates_to(deflated, &other).is_err(), "a changed byte");
+        assert!(member.check_inflates_to(deflated, &block[..block.len() - 1]).is_err(), "a longer output");
+        let mut longer = block.clone();
+        longer.push(0);
+        assert!(member.check_inflates_to(deflated, &longer).is_err(), "a shorter output");
+        assert!(member.check_inflates_to(&deflated[..deflated.len() - 1], &block).is_err(), "cut short");
+        let mut trailing = deflated.to_vec();
+        trailing.push(0);
+        assert!(member.check_inflates_to(&trailing, &block).is_err(), "bytes after the end");
+        let mut flipped = deflated.to_vec();
+        flipped[deflated.len() / 2] ^= 0x10;
+        assert!(member.check_inflates_to(&flipped, &block).is_err(), "a flipped bit");
     }
 
     #[test]
