@@ -25,6 +25,7 @@ use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompr
 use sha2::{Digest, Sha256};
 
 use crate::archive::Digest256;
+use crate::fsx;
 use crate::manifest::hex;
 
 /// Uncompressed bytes per gzip member.
@@ -278,6 +279,7 @@ fn write_loop(mut file: File, rx: &Receiver<Done>) -> io::Result<(File, Digest25
     let mut size = 0u64;
     let mut next = 0u64;
     let mut waiting: BTreeMap<u64, Arc<Vec<u8>>> = BTreeMap::new();
+    let mut behind = fsx::WriteBehind::default();
     for (seq, member) in rx {
         waiting.insert(seq, member);
         while let Some(member) = waiting.remove(&next) {
@@ -286,6 +288,7 @@ fn write_loop(mut file: File, rx: &Receiver<Done>) -> io::Result<(File, Digest25
             size += member.len() as u64;
             next += 1;
         }
+        behind.wrote(&file, size);
     }
     if !waiting.is_empty() {
         return Err(io::Error::other("a compressed block went missing"));

@@ -297,6 +297,7 @@ fn write_file(dest: &Path, content: &mut dyn Read, buf: &mut [u8]) -> Result<()>
         .mode(0o600)
         .open(dest)
         .map_err(|e| Error::io("cannot create", dest, e))?;
+    let (mut written, mut behind) = (0u64, fsx::WriteBehind::default());
     loop {
         let n = match content.read(buf) {
             Ok(0) => break,
@@ -304,6 +305,10 @@ fn write_file(dest: &Path, content: &mut dyn Read, buf: &mut [u8]) -> Result<()>
             Err(e) => return Err(Error::io("cannot read archive for", dest, e)),
         };
         f.write_all(&buf[..n]).map_err(|e| Error::io("cannot write", dest, e))?;
+        written += n as u64;
+        // SQL Server reads its files unbuffered: their cached pages would
+        // not serve it after the swap.
+        behind.wrote(&f, written);
     }
     Ok(())
 }
