@@ -3,15 +3,17 @@
 //!
 //! The file is opened with `O_DIRECT` and read in large aligned chunks by a
 //! second thread while the caller consumes the previous chunk, so reading
-//! overlaps hashing and decompressing. A direct read first writes back any dirty cached
-//! pages of the range and then reads the device, so it sees what is on disk
-//! whatever the cache holds, and it leaves nothing in the cache.
+//! overlaps hashing and decompressing. A direct read first writes back any
+//! dirty cached pages of the range and then reads the device, so it sees
+//! what is on disk whatever the cache holds, and it leaves nothing in the
+//! cache.
 //!
 //! Invariant: the consumer sees every byte of the file exactly once, in
-//! order. Where the filesystem refuses `O_DIRECT` (tmpfs, some network and
-//! FUSE filesystems), or a read comes back short before the end, reading
-//! goes on through the page cache from the same offset, after asking the
-//! kernel to drop the file's cached pages.
+//! order. Where the filesystem refuses `O_DIRECT` (some FUSE and network
+//! filesystems, tmpfs on older kernels), or a direct read is refused or
+//! comes back short before the end, reading goes on through the page cache
+//! from the same offset, after asking the kernel to drop the file's cached
+//! pages.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Read};

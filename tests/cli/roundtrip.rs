@@ -333,3 +333,43 @@ fn sparse_database_files_round_trip_as_the_same_bytes() {
     env.run(&["rollback", &id, "--yes"]).ok();
     assert_same_tree(&original, &env.tree());
 }
+
+#[test]
+fn encrypted_attachments_are_stored_and_restore_by_hand_and_by_rollback() {
+    use sha2::{Digest, Sha256};
+    let env = TestEnv::new();
+    // Bitwarden attachments are encrypted: bytes deflate cannot shrink,
+    // which bwguard stores rather than compresses (unit-tested in gz.rs).
+    let noise: Vec<u8> = (0u64..).flat_map(|i| Sha256::digest(i.to_le_bytes())).take(3 << 20).collect();
+    let dir = env.bwdata().join("core/attachments/8f1d6a0e-cipher");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("b2c3d4"), &noise).unwrap();
+    let original = env.tree();
+    let r = env.run(&["backup", "--with-attachments", "--json"]);
+    r.ok();
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let snap = env.snap_dir(&id);
+
+    let target = env.dir.path().join("manual");
+    fs::create_dir(&target).unwrap();
+    let x = Command::new("tar")
+        .args(["--numeric-owner", "-xpzf"])
+        .arg(snap.join("data.tar.gz"))
+        .current_dir(&target)
+        .output()
+        .unwrap();
+    assert!(x.status.success(), "{}", String::from_utf8_lossy(&x.stderr));
+    let sums = Command::new("sha256sum")
+        .arg("-c")
+        .arg(snap.join("SHA256SUMS"))
+        .current_dir(&target)
+        .output()
+        .unwrap();
+    assert!(sums.status.success(), "{}", String::from_utf8_lossy(&sums.stdout));
+    assert!(fs::read(target.join("bwdata/core/attachments/8f1d6a0e-cipher/b2c3d4")).unwrap() == noise);
+
+    env.run(&["verify", "--deep", &id]).ok();
+    fs::write(dir.join("b2c3d4"), b"damaged").unwrap();
+    env.run(&["rollback", &id, "--yes"]).ok();
+    assert_same_tree(&original, &env.tree());
+}
