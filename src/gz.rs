@@ -13,6 +13,8 @@
 //!   `workers` members wait for the writer.
 //! - All-zero blocks (the unused tail of a database file) are not
 //!   compressed again: each worker keeps the member for a zero block.
+//! - Blocks that look encrypted or compressed are stored (deflate level 0),
+//!   still in a standard member, and checked like every other.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -222,7 +224,8 @@ impl Member {
         let fault = |what: &str| io::Error::other(format!("the compressor failed: {what}"));
         let mut out = Vec::with_capacity(block.len() + block.len() / 16 + 1024);
         out.extend_from_slice(&header(self.level));
-        let deflate = if looks_incompressible(block) { &mut self.store } else { &mut self.deflate };
+        let store = self.level > 0 && looks_incompressible(block);
+        let deflate = if store { &mut self.store } else { &mut self.deflate };
         deflate.reset();
         loop {
             let consumed = deflate.total_in() as usize;

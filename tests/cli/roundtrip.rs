@@ -86,22 +86,7 @@ fn gnu_tar_and_sha256sum_accept_the_snapshot_for_a_manual_restore() {
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
 
     // The README's manual restore, into an empty directory.
-    let target = env.dir.path().join("manual");
-    fs::create_dir(&target).unwrap();
-    let x = Command::new("tar")
-        .args(["--numeric-owner", "-xpzf"])
-        .arg(snap.join("data.tar.gz"))
-        .current_dir(&target)
-        .output()
-        .unwrap();
-    assert!(x.status.success(), "{}", String::from_utf8_lossy(&x.stderr));
-    let sums = Command::new("sha256sum")
-        .arg("-c")
-        .arg(snap.join("SHA256SUMS"))
-        .current_dir(&target)
-        .output()
-        .unwrap();
-    assert!(sums.status.success(), "{}", String::from_utf8_lossy(&sums.stdout));
+    let target = manual_restore(&env, &snap);
     let restored = crate::support::tree_of(&target, true);
     let scope: Vec<_> = original
         .iter()
@@ -120,6 +105,28 @@ fn gnu_tar_and_sha256sum_accept_the_snapshot_for_a_manual_restore() {
     }
     assert!(restored.contains_key("bwdata/mssql/data/vault.mdf"));
     assert!(!restored.contains_key("bwdata/logs"), "logs are not in the default scope");
+}
+
+/// The README's manual restore of the snapshot in `snap` with GNU tar and
+/// `sha256sum -c`, into a new directory; returns that directory.
+fn manual_restore(env: &TestEnv, snap: &std::path::Path) -> std::path::PathBuf {
+    let target = env.dir.path().join("manual");
+    fs::create_dir(&target).unwrap();
+    let x = Command::new("tar")
+        .args(["--numeric-owner", "-xpzf"])
+        .arg(snap.join("data.tar.gz"))
+        .current_dir(&target)
+        .output()
+        .unwrap();
+    assert!(x.status.success(), "{}", String::from_utf8_lossy(&x.stderr));
+    let sums = Command::new("sha256sum")
+        .arg("-c")
+        .arg(snap.join("SHA256SUMS"))
+        .current_dir(&target)
+        .output()
+        .unwrap();
+    assert!(sums.status.success(), "{}", String::from_utf8_lossy(&sums.stdout));
+    target
 }
 
 #[test]
@@ -350,22 +357,7 @@ fn encrypted_attachments_are_stored_and_restore_by_hand_and_by_rollback() {
     let id = r.json()["id"].as_str().unwrap().to_string();
     let snap = env.snap_dir(&id);
 
-    let target = env.dir.path().join("manual");
-    fs::create_dir(&target).unwrap();
-    let x = Command::new("tar")
-        .args(["--numeric-owner", "-xpzf"])
-        .arg(snap.join("data.tar.gz"))
-        .current_dir(&target)
-        .output()
-        .unwrap();
-    assert!(x.status.success(), "{}", String::from_utf8_lossy(&x.stderr));
-    let sums = Command::new("sha256sum")
-        .arg("-c")
-        .arg(snap.join("SHA256SUMS"))
-        .current_dir(&target)
-        .output()
-        .unwrap();
-    assert!(sums.status.success(), "{}", String::from_utf8_lossy(&sums.stdout));
+    let target = manual_restore(&env, &snap);
     assert!(fs::read(target.join("bwdata/core/attachments/8f1d6a0e-cipher/b2c3d4")).unwrap() == noise);
 
     env.run(&["verify", "--deep", &id]).ok();
