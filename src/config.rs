@@ -485,11 +485,16 @@ fn parse_list(v: &str) -> Option<Vec<String>> {
     if !v.starts_with('[') {
         return None;
     }
-    let entries = parse_body(&format!("k: {v}")).ok()?;
-    match entries.as_slice() {
-        [Entry { value: Yaml::Array(items), .. }] => {
-            items.iter().map(|y| y.as_str().map(str::to_string)).collect()
-        }
+    let doc = format!("k: {v}");
+    let entries = parse_body(&doc).ok()?;
+    let [Entry { value: Yaml::Array(items), .. }] = entries.as_slice() else { return None };
+    let items: Vec<String> = items.iter().map(|y| y.as_str().map(str::to_string)).collect::<Option<_>>()?;
+    // YAML's own reading must agree: a tag makes an item something other
+    // than the text it holds (`!!bool x` is a bad boolean, not "x").
+    let loaded = yaml_rust2::YamlLoader::load_from_str(&doc).ok()?;
+    let want = Yaml::Array(items.iter().cloned().map(Yaml::String).collect());
+    match loaded.as_slice() {
+        [Yaml::Hash(h)] if h.get(&Yaml::String("k".into())) == Some(&want) => Some(items),
         _ => None,
     }
 }
@@ -922,6 +927,11 @@ mod tests {
         let other = set(&out, "real_ips", "['192.168.0.0/16']");
         assert_eq!(other, swap(CUR, "real_ips: \n", "real_ips: ['192.168.0.0/16']\n"));
         assert_eq!(set(&other, "real_ips", ""), CUR);
+        // Found by the fuzzer: a tagged item is not the string it holds.
+        for v in ["[10.0.0.0,!!bool 1 7/8\"2.16.0.0/12\"]", "[!!int x]", "[!!null a]"] {
+            assert_eq!(err(plan_set(CUR, "real_ips", v, false)).kind(), "wrong-type", "{v}");
+        }
+        assert_eq!(set(CUR, "real_ips", "[!!str 10.0.0.0/8]"), set(CUR, "real_ips", "['10.0.0.0/8']"));
     }
 
     #[test]
