@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 
 use yaml_rust2::Yaml;
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 use yaml_rust2::yaml::Hash;
 
@@ -267,10 +267,7 @@ impl<'a> Walker<'a> {
     fn node(&mut self) -> Result<Yaml, ConfigError> {
         let (ev, mark) = self.bump()?;
         let (yaml, anchor) = match ev {
-            Event::Scalar(text, style, aid, tag) => {
-                let plain = style == TScalarStyle::Plain && tag.is_none();
-                (if plain { Yaml::from_str(&text) } else { Yaml::String(text) }, aid)
-            }
+            Event::Scalar(text, style, aid, tag) => (scalar(text, style, tag.as_ref()), aid),
             Event::Alias(id) => (self.anchors.get(&id).cloned().unwrap_or(Yaml::BadValue), 0),
             Event::SequenceStart(aid, _) => {
                 let mut items = Vec::new();
@@ -302,6 +299,27 @@ impl<'a> Walker<'a> {
             self.anchors.insert(anchor, yaml.clone());
         }
         Ok(yaml)
+    }
+}
+
+/// A scalar as yaml-rust2's loader reads it: quoted is text; a plain scalar
+/// with a core tag (`!!bool`, `!!int`, `!!float`, `!!null`) is that type, or
+/// a bad value when its text is not one (`!!bool x` is not the string "x");
+/// any other tag leaves text; an untagged plain scalar is resolved as usual.
+fn scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Yaml {
+    let core = |t: &Tag| (t.handle == "tag:yaml.org,2002:").then(|| t.suffix.clone());
+    match (style, tag.map(core)) {
+        (TScalarStyle::Plain, None) => Yaml::from_str(&text),
+        (TScalarStyle::Plain, Some(Some(suffix))) => match (suffix.as_str(), Yaml::from_str(&text)) {
+            ("bool", b @ Yaml::Boolean(_)) => b,
+            ("int", _) => text.parse().map_or(Yaml::BadValue, Yaml::Integer),
+            ("float", Yaml::Real(_)) => Yaml::Real(text),
+            ("float", Yaml::Integer(_)) if text.parse::<f64>().is_ok() => Yaml::Real(text),
+            ("null", _) if text == "~" || text == "null" => Yaml::Null,
+            ("bool" | "float" | "null", _) => Yaml::BadValue,
+            _ => Yaml::String(text),
+        },
+        _ => Yaml::String(text),
     }
 }
 
@@ -485,16 +503,11 @@ fn parse_list(v: &str) -> Option<Vec<String>> {
     if !v.starts_with('[') {
         return None;
     }
-    let doc = format!("k: {v}");
-    let entries = parse_body(&doc).ok()?;
-    let [Entry { value: Yaml::Array(items), .. }] = entries.as_slice() else { return None };
-    let items: Vec<String> = items.iter().map(|y| y.as_str().map(str::to_string)).collect::<Option<_>>()?;
-    // YAML's own reading must agree: a tag makes an item something other
-    // than the text it holds (`!!bool x` is a bad boolean, not "x").
-    let loaded = yaml_rust2::YamlLoader::load_from_str(&doc).ok()?;
-    let want = Yaml::Array(items.iter().cloned().map(Yaml::String).collect());
-    match loaded.as_slice() {
-        [Yaml::Hash(h)] if h.get(&Yaml::String("k".into())) == Some(&want) => Some(items),
+    let entries = parse_body(&format!("k: {v}")).ok()?;
+    match entries.as_slice() {
+        [Entry { value: Yaml::Array(items), .. }] => {
+            items.iter().map(|y| y.as_str().map(str::to_string)).collect()
+        }
         _ => None,
     }
 }
@@ -916,6 +929,36 @@ mod tests {
         assert_eq!(set(b"url: 'it''s'\n", "url", "x"), b"url: x\n");
         assert_eq!(set(b"url: \"a\\\"b\" # c\n", "url", "x"), b"url: x # c\n");
         assert_eq!(set(b"\"url\" : a\n", "url", "b"), b"\"url\" : b\n");
+    }
+
+    #[test]
+    fn tagged_scalars_read_as_the_loader_reads_them() {
+        for v in [
+            "!!bool true",
+            "!!bool yes",
+            "!!int 12",
+            "!!int 0x1F",
+            "!!int x",
+            "!!float 1",
+            "!!float 0x1F",
+            "!!float .inf",
+            "!!float inf",
+            "!!null ~",
+            "!!null x",
+            "!!str 5",
+            "!!binary aGk=",
+            "!custom 5",
+            "!!bool 'x'",
+            "[!!bool x, !!int 3, !!str y]",
+            "5",
+            "'5'",
+        ] {
+            let doc = format!("k: {v}\n");
+            let ours = parse_body(&doc).unwrap().remove(0).value;
+            let loaded = yaml_rust2::YamlLoader::load_from_str(&doc).unwrap();
+            let theirs = loaded[0].as_hash().unwrap().get(&Yaml::String("k".into())).unwrap();
+            assert_eq!(&ours, theirs, "{v}");
+        }
     }
 
     #[test]
