@@ -24,27 +24,27 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use rustix::fs::{Advice, OFlags, fadvise, fcntl_getfl, fcntl_setfl};
 
 /// Bytes per read; a multiple of any device's logical block size.
-const CHUNK: usize = 1 << 20;
+pub(crate) const CHUNK: usize = 1 << 20;
 /// Alignment of buffers and offsets for direct reads.
-const ALIGN: usize = 4096;
+pub(crate) const ALIGN: usize = 4096;
 /// Buffers in flight between the reading thread and the consumer.
 const BUFFERS: usize = 4;
 
 /// A buffer with an aligned window of `CHUNK` bytes.
-struct Buffer {
+pub(crate) struct Buffer {
     bytes: Vec<u8>,
     start: usize,
     len: usize,
 }
 
 impl Buffer {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let bytes = vec![0u8; CHUNK + ALIGN];
         let start = bytes.as_ptr().align_offset(ALIGN).min(ALIGN);
         Buffer { bytes, start, len: 0 }
     }
 
-    fn window(&mut self) -> &mut [u8] {
+    pub(crate) fn window(&mut self) -> &mut [u8] {
         &mut self.bytes[self.start..self.start + CHUNK]
     }
 

@@ -1,6 +1,7 @@
 //! Parallel gzip: the archive stream is cut into blocks that worker threads
 //! compress on all cores, each into a complete gzip member; a writer thread
-//! puts the members in order into the file while hashing them. The result
+//! puts the members in order into the file and hands each to the file's
+//! [`ReadBack`], which hashes it and reads it back from the disk. The result
 //! is standard multi-member gzip that GNU tar, gzip and flate2's
 //! `MultiGzDecoder` read.
 //!
@@ -23,12 +24,9 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompress, Status};
-use sha2::{Digest, Sha256};
-
-use crate::archive::Digest256;
 use crate::fsx;
-use crate::manifest::hex;
+use crate::readback::{Outcome, ReadBack};
+use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompress, Status};
 
 /// Uncompressed bytes per gzip member.
 pub const BLOCK: usize = 1 << 20;
@@ -42,7 +40,7 @@ pub struct ParallelGz {
     seq: u64,
     jobs: Option<SyncSender<Job>>,
     workers: Vec<JoinHandle<io::Result<()>>>,
-    writer: Option<JoinHandle<io::Result<(File, Digest256)>>>,
+    writer: Option<JoinHandle<io::Result<(File, Outcome)>>>,
 }
 
 /// The number of worker threads to use: one per available core.
@@ -51,8 +49,9 @@ pub fn default_workers() -> usize {
 }
 
 impl ParallelGz {
-    /// Starts the workers and the writer for `file` at deflate `level`.
-    pub fn new(file: File, level: u32, workers: usize) -> Self {
+    /// Starts the workers and the writer for `file` at deflate `level`;
+    /// `read_back` hashes and reads back what is written.
+    pub fn new(file: File, level: u32, workers: usize, read_back: ReadBack) -> Self {
         let workers = workers.max(1);
         let (job_tx, job_rx) = sync_channel::<Job>(workers);
         let (done_tx, done_rx) = sync_channel::<Done>(workers);
@@ -65,7 +64,7 @@ impl ParallelGz {
             })
             .collect();
         drop(done_tx);
-        let writer = std::thread::spawn(move || write_loop(file, &done_rx));
+        let writer = std::thread::spawn(move || write_loop(file, &done_rx, read_back));
         ParallelGz {
             block: Vec::with_capacity(BLOCK),
             seq: 0,
@@ -103,9 +102,9 @@ impl ParallelGz {
         first.unwrap_or_else(|| io::Error::other("the compression threads stopped"))
     }
 
-    /// Compresses what is left, waits for every member to be written, and
-    /// returns the file and the digest of everything written to it.
-    pub fn finish(mut self) -> io::Result<(File, Digest256)> {
+    /// Compresses what is left, waits for every member to be written and
+    /// read back, and returns the file and what the read-back found.
+    pub fn finish(mut self) -> io::Result<(File, Outcome)> {
         // Even an empty stream becomes one (empty) gzip member: valid gzip.
         if !self.block.is_empty() || self.seq == 0 {
             self.send_block()?;
@@ -309,8 +308,7 @@ fn is_zero(block: &[u8]) -> bool {
     chunks.iter().all(|c| u128::from_ne_bytes(*c) == 0) && rest.iter().all(|&b| b == 0)
 }
 
-fn write_loop(mut file: File, rx: &Receiver<Done>) -> io::Result<(File, Digest256)> {
-    let mut hasher = Sha256::new();
+fn write_loop(mut file: File, rx: &Receiver<Done>, read_back: ReadBack) -> io::Result<(File, Outcome)> {
     let mut size = 0u64;
     let mut next = 0u64;
     let mut waiting: BTreeMap<u64, Arc<Vec<u8>>> = BTreeMap::new();
@@ -319,36 +317,43 @@ fn write_loop(mut file: File, rx: &Receiver<Done>) -> io::Result<(File, Digest25
         waiting.insert(seq, member);
         while let Some(member) = waiting.remove(&next) {
             file.write_all(&member)?;
-            hasher.update(member.as_slice());
             size += member.len() as u64;
             next += 1;
+            if !read_back.wrote(member) {
+                return Err(read_back
+                    .finish()
+                    .err()
+                    .unwrap_or_else(|| io::Error::other("the read-back stopped")));
+            }
         }
         behind.wrote(&file, size);
     }
     if !waiting.is_empty() {
         return Err(io::Error::other("a compressed block went missing"));
     }
-    Ok((file, Digest256 { size, sha256: hex(&hasher.finalize()) }))
+    Ok((file, read_back.finish()?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::hex;
+    use sha2::{Digest, Sha256};
     use std::io::Read;
 
     fn roundtrip(data: &[u8], workers: usize) -> Vec<u8> {
-        let t = tempfile::tempfile().unwrap();
-        let mut gz = ParallelGz::new(t, 6, workers);
+        // Not /tmp: the read-back needs a filesystem with direct reads.
+        let dir = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target")).unwrap();
+        let path = dir.path().join("archive");
+        let mut gz = ParallelGz::new(File::create(&path).unwrap(), 6, workers, ReadBack::start(&path));
         for chunk in data.chunks(7919) {
             gz.write_all(chunk).unwrap();
         }
-        let (mut file, digest) = gz.finish().unwrap();
-        use std::io::Seek;
-        file.rewind().unwrap();
-        let mut raw = Vec::new();
-        file.read_to_end(&mut raw).unwrap();
-        assert_eq!(digest.size, raw.len() as u64);
-        assert_eq!(digest.sha256, hex(&Sha256::digest(&raw)));
+        let (_, read_back) = gz.finish().unwrap();
+        let raw = std::fs::read(&path).unwrap();
+        assert!(read_back.from_device);
+        assert_eq!(read_back.digest.size, raw.len() as u64);
+        assert_eq!(read_back.digest.sha256, hex(&Sha256::digest(&raw)));
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(raw.as_slice()).read_to_end(&mut out).unwrap();
         out

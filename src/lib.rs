@@ -22,6 +22,7 @@ pub mod manifest;
 pub mod offsite;
 pub mod preflight;
 pub mod progress;
+pub mod readback;
 pub mod restore;
 pub mod retention;
 pub mod sample;
