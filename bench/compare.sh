@@ -57,13 +57,30 @@ timed() {
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 
+# cold: drops the install's files from the page cache, so that both sides of
+# the backup comparison read them from the disk. That is how a stopped
+# server leaves them: SQL Server reads and writes its files unbuffered.
+cold() {
+  sync
+  (cd "$install" && find "${scope[@]}" -type f -print0 | python3 -c '
+import os, sys
+for p in sys.stdin.buffer.read().split(b"\0"):
+    if p:
+        fd = os.open(p, os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)')
+}
+
 declare -a b_bw b_ref r_bw r_ref v_bw v_ref rss_all
 last_rss=0
 ref_archive=$dir/ref.tar.gz
 cd "$install"
 for i in $(seq "$runs"); do
-  # Backup: archive + per-file and archive SHA-256 + read-back check.
+  # Backup: archive + per-file and archive SHA-256 + read-back check, each
+  # side starting with the install's files out of the page cache.
+  cold
   timed b_bw "$bw" --no-progress backup "${level_args[@]}"; rss_all+=("$last_rss")
+  cold
   timed b_ref bash -c "tar -cf - ${scope[*]} | pigz -p2 -6 > $ref_archive && sha256sum $ref_archive"
   id=$("$bw" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshots"][0]["id"])')
   # Deep verify vs decompress + hash. bwguard reads archives from the device

@@ -45,103 +45,109 @@ pub struct Digest256 {
     pub sha256: String,
 }
 
-/// Reads exactly `len` bytes of a source file in large chunks, hashing them.
-/// A file that ends early is an error, since the archive header already
-/// promised `len` bytes, unless `tolerate` (a live copy): then the rest is
-/// zeros and `short` is set.
+/// Reads exactly `len` bytes of a source file, hashing them. A file that
+/// ends early is an error, since the archive header already promised `len`
+/// bytes, unless `tolerate` (a live copy): then the rest is zeros and
+/// `short` is set.
 struct SourceReader<'a> {
-    file: File,
+    inner: SourceBytes,
     path: &'a Path,
     left: u64,
-    buf: Vec<u8>,
-    pos: usize,
     hasher: Sha256,
     progress: &'a Progress,
     tolerate: bool,
     short: bool,
     /// Why reading the source failed, to tell it from a failed write.
     error: Option<io::Error>,
-    /// Where the next read starts.
-    offset: u64,
-    /// Whether the current extent is data (else a hole), and where it ends.
-    in_data: bool,
-    extent_end: u64,
 }
 
-impl SourceReader<'_> {
-    /// Fills `buf` with the next bytes of the file at `offset`. Holes of a
-    /// sparse file are not read: SEEK_DATA/SEEK_HOLE say where they are and
-    /// they are zeros, so sparse database files cost no reading.
-    fn fill(&mut self) -> io::Result<()> {
+/// Where a source file's bytes come from: a file of a chunk or more from
+/// the device, ahead of the archiver (see [`crate::device`]); a smaller one
+/// read whole at once.
+enum SourceBytes {
+    Device(crate::device::DeviceReader),
+    Small { file: File, bytes: Vec<u8>, pos: usize },
+}
+
+impl SourceBytes {
+    fn open(path: &Path, len: u64) -> io::Result<Self> {
+        if len >= CHUNK as u64 {
+            return crate::device::open_source(path, len).map(SourceBytes::Device);
+        }
+        let file = File::open(path)?;
+        let mut bytes = vec![0u8; len as usize];
         let mut got = 0;
-        while got < self.buf.len() {
-            let at = self.offset + got as u64;
-            if at >= self.extent_end {
-                (self.in_data, self.extent_end) = extent(&self.file, at);
-            }
-            let room = (self.buf.len() - got) as u64;
-            let n = room.min(self.extent_end - at) as usize;
-            if !self.in_data {
-                self.buf[got..got + n].fill(0);
-                got += n;
-                continue;
-            }
-            match self.file.read_at(&mut self.buf[got..got + n], at) {
-                Ok(0) if self.tolerate => {
-                    self.buf[got..].fill(0);
-                    self.short = true;
-                    break;
-                }
-                Ok(0) => {
-                    return Err(io::Error::other(format!(
-                        "{} shrank while it was being read",
-                        self.path.display()
-                    )));
-                }
+        while got < bytes.len() {
+            match file.read_at(&mut bytes[got..], got as u64) {
+                Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        self.offset += self.buf.len() as u64;
-        Ok(())
+        bytes.truncate(got);
+        Ok(SourceBytes::Small { file, bytes, pos: 0 })
     }
-}
 
-/// Whether `at` lies in data or in a hole of `file`, and where that extent
-/// ends. Filesystems without SEEK_DATA report all data.
-fn extent(file: &File, at: u64) -> (bool, u64) {
-    use rustix::fs::{SeekFrom, seek};
-    match seek(file, SeekFrom::Data(at)) {
-        Ok(data) if data > at => (false, data),
-        Ok(_) => (true, seek(file, SeekFrom::Hole(at)).unwrap_or(u64::MAX).max(at + 1)),
-        Err(rustix::io::Errno::NXIO) => (false, u64::MAX),
-        Err(_) => (true, u64::MAX),
+    fn file(&self) -> &File {
+        match self {
+            SourceBytes::Device(d) => d.file(),
+            SourceBytes::Small { file, .. } => file,
+        }
+    }
+
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match self {
+            SourceBytes::Device(d) => d.fill_buf(),
+            SourceBytes::Small { bytes, pos, .. } => Ok(&bytes[*pos..]),
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        match self {
+            SourceBytes::Device(d) => d.consume(n),
+            SourceBytes::Small { pos, .. } => *pos += n,
+        }
     }
 }
 
 impl Read for SourceReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.pos == self.buf.len() {
-            if self.left == 0 {
-                return Ok(0);
-            }
-            let want = self.left.min(CHUNK as u64) as usize;
-            self.buf.resize(want, 0);
-            if let Err(e) = self.fill() {
-                let copy = io::Error::new(e.kind(), e.to_string());
-                self.error = Some(e);
-                return Err(copy);
-            }
-            self.hasher.update(&self.buf);
-            self.progress.add(want as u64);
-            self.left -= want as u64;
-            self.pos = 0;
+        if self.left == 0 || out.is_empty() {
+            return Ok(0);
         }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
+        let want = self.left.min(out.len() as u64) as usize;
+        let n = match self.inner.fill_buf() {
+            Ok([]) if self.tolerate => {
+                out[..want].fill(0);
+                self.short = true;
+                want
+            }
+            Ok([]) => {
+                let e = io::Error::other(format!("{} shrank while it was being read", self.path.display()));
+                return Err(self.failed(e));
+            }
+            Ok(bytes) => {
+                let n = bytes.len().min(want);
+                out[..n].copy_from_slice(&bytes[..n]);
+                self.inner.consume(n);
+                n
+            }
+            Err(e) => return Err(self.failed(e)),
+        };
+        self.hasher.update(&out[..n]);
+        self.progress.add(n as u64);
+        self.left -= n as u64;
         Ok(n)
+    }
+}
+
+impl SourceReader<'_> {
+    /// Keeps `e` as the reason and returns a copy for the archiver.
+    fn failed(&mut self, e: io::Error) -> io::Error {
+        let copy = io::Error::new(e.kind(), e.to_string());
+        self.error = Some(e);
+        copy
     }
 }
 
@@ -206,31 +212,26 @@ fn append_one<W: Write>(
         builder.append_data(&mut header, &s.rel, io::empty()).map_err(write_err)?;
         entry.kind = EntryType::Dir;
     } else if ft.is_file() {
-        let file = File::open(&s.abs).map_err(|e| Error::io("cannot open", &s.abs, e))?;
         let len = meta.len();
+        let inner = SourceBytes::open(&s.abs, len).map_err(|e| Error::io("cannot open", &s.abs, e))?;
         header.set_entry_type(tar::EntryType::Regular);
         header.set_size(len);
         let mut reader = SourceReader {
-            file,
+            inner,
             path: &s.abs,
             left: len,
-            buf: Vec::new(),
-            pos: 0,
             hasher: Sha256::new(),
             progress,
             tolerate: live,
             short: false,
             error: None,
-            offset: 0,
-            in_data: true,
-            extent_end: 0,
         };
         let appended = builder.append_data(&mut header, &s.rel, &mut reader);
         if let Some(e) = reader.error.take() {
             return Err(Error::io("cannot read", &s.abs, e));
         }
         appended.map_err(write_err)?;
-        let after = reader.file.metadata().map_err(|e| Error::io("cannot read", &s.abs, e))?;
+        let after = reader.inner.file().metadata().map_err(|e| Error::io("cannot read", &s.abs, e))?;
         let changed = reader.short
             || after.len() != len
             || after.mtime() != meta.mtime()

@@ -19,6 +19,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Read};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use rustix::fs::{Advice, OFlags, fadvise, fcntl_getfl, fcntl_setfl};
@@ -56,6 +57,7 @@ impl Buffer {
 /// A file read from the device in large chunks by a second thread, ahead
 /// of the consumer. Dropping it stops the thread.
 pub struct DeviceReader {
+    file: Arc<File>,
     full: Receiver<io::Result<Buffer>>,
     free: SyncSender<Buffer>,
     current: Option<Buffer>,
@@ -63,39 +65,67 @@ pub struct DeviceReader {
     done: bool,
 }
 
-/// Opens `path` for reading from the device.
+/// Opens `path` for reading from the device, to its end.
 pub fn open(path: &Path) -> io::Result<DeviceReader> {
-    let file = match OpenOptions::new().read(true).custom_flags(OFlags::DIRECT.bits() as i32).open(path) {
-        Ok(f) => f,
+    let file = open_direct(path, true)?;
+    Ok(DeviceReader::spawn(file, Cursor::new(u64::MAX, false, true)))
+}
+
+/// Opens a source file (a database file, say) to read its first `len`
+/// bytes from the device, ahead of the consumer. The holes of a sparse file
+/// are zeros that are not read: `SEEK_DATA` and `SEEK_HOLE` say where they
+/// are. The consumer sees fewer bytes if the file is shorter by then. Where
+/// direct reads are refused, it is read through the page cache, which is
+/// left alone: the server may be using it.
+pub fn open_source(path: &Path, len: u64) -> io::Result<DeviceReader> {
+    let file = open_direct(path, false)?;
+    Ok(DeviceReader::spawn(file, Cursor::new(len, true, false)))
+}
+
+/// Opens `path` with `O_DIRECT`, or without it where the filesystem refuses
+/// it, then dropping its cached pages if `drop_cache`.
+fn open_direct(path: &Path, drop_cache: bool) -> io::Result<File> {
+    match OpenOptions::new().read(true).custom_flags(OFlags::DIRECT.bits() as i32).open(path) {
+        Ok(f) => Ok(f),
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
             let f = File::open(path)?;
-            let _ = fadvise(&f, 0, None, Advice::DontNeed);
-            f
+            if drop_cache {
+                let _ = fadvise(&f, 0, None, Advice::DontNeed);
+            }
+            Ok(f)
         }
-        Err(e) => return Err(e),
-    };
-    let (full_tx, full) = sync_channel::<io::Result<Buffer>>(BUFFERS);
-    let (free, free_rx) = sync_channel::<Buffer>(BUFFERS);
-    for _ in 0..BUFFERS {
-        let _ = free.send(Buffer::new());
+        Err(e) => Err(e),
     }
-    std::thread::spawn(move || {
-        let mut at = 0u64;
-        let mut direct = fcntl_getfl(&file).is_ok_and(|f| f.contains(OFlags::DIRECT));
-        // Ends when the reader is dropped (no more free buffers) or the
-        // file ended or failed.
-        for mut buf in free_rx {
-            let got = fill(&file, &mut direct, &mut buf, at);
-            let done = matches!(got, Ok(0) | Err(_));
-            if let Ok(n) = got {
-                at += n as u64;
-            }
-            if full_tx.send(got.map(|_| buf)).is_err() || done {
-                return;
-            }
+}
+
+impl DeviceReader {
+    fn spawn(file: File, mut cursor: Cursor) -> Self {
+        let file = Arc::new(file);
+        let (full_tx, full) = sync_channel::<io::Result<Buffer>>(BUFFERS);
+        let (free, free_rx) = sync_channel::<Buffer>(BUFFERS);
+        for _ in 0..BUFFERS {
+            let _ = free.send(Buffer::new());
         }
-    });
-    Ok(DeviceReader { full, free, current: None, pos: 0, done: false })
+        let reading = Arc::clone(&file);
+        std::thread::spawn(move || {
+            cursor.direct = fcntl_getfl(&*reading).is_ok_and(|f| f.contains(OFlags::DIRECT));
+            // Ends when the reader is dropped (no more free buffers) or the
+            // file ended or failed.
+            for mut buf in free_rx {
+                let got = cursor.fill(&reading, &mut buf);
+                let done = matches!(got, Ok(0) | Err(_));
+                if full_tx.send(got.map(|_| buf)).is_err() || done {
+                    return;
+                }
+            }
+        });
+        DeviceReader { file, full, free, current: None, pos: 0, done: false }
+    }
+
+    /// The file being read (its metadata, say).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
 }
 
 impl BufRead for DeviceReader {
@@ -155,38 +185,99 @@ pub fn read_through(path: &Path, mut each: impl FnMut(&[u8])) -> io::Result<u64>
     }
 }
 
-/// Fills `buf`'s window from `at` as far as the file goes. A direct read
-/// that is refused or comes back short before the end leaves direct mode
-/// for the rest of the file.
-fn fill(file: &File, direct: &mut bool, buf: &mut Buffer, at: u64) -> io::Result<usize> {
-    let mut got = 0;
-    while got < CHUNK {
-        match file.read_at(&mut buf.window()[got..], at + got as u64) {
-            Ok(0) => break,
-            Ok(n) => {
-                got += n;
-                if *direct && n % ALIGN != 0 {
-                    // At the end of the file, or a short read: either way the
-                    // next offset is unaligned.
-                    leave_direct(file, direct)?;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if *direct && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-                leave_direct(file, direct)?;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    buf.len = got;
-    Ok(got)
+/// Where the reading thread is in its file, and how it reads.
+struct Cursor {
+    at: u64,
+    /// Read no further than this.
+    end: u64,
+    /// Reading with `O_DIRECT`.
+    direct: bool,
+    /// Skip the holes of sparse files.
+    holes: bool,
+    /// Whether `at` lies in data (else in a hole), and where that ends.
+    in_data: bool,
+    extent_end: u64,
+    /// Drop the file's cached pages when leaving direct reads.
+    drop_cache: bool,
 }
 
-fn leave_direct(file: &File, direct: &mut bool) -> io::Result<()> {
-    fcntl_setfl(file, fcntl_getfl(file)? - OFlags::DIRECT)?;
-    let _ = fadvise(file, 0, None, Advice::DontNeed);
-    *direct = false;
-    Ok(())
+impl Cursor {
+    fn new(end: u64, holes: bool, drop_cache: bool) -> Self {
+        Cursor { at: 0, end, direct: false, holes, in_data: true, extent_end: 0, drop_cache }
+    }
+
+    /// Fills `buf`'s window with the next bytes, as far as the file goes.
+    /// A direct read that is refused or comes back short before the end
+    /// leaves direct mode for the rest of the file.
+    fn fill(&mut self, file: &File, buf: &mut Buffer) -> io::Result<usize> {
+        let want = (self.end - self.at).min(CHUNK as u64) as usize;
+        let window = buf.window();
+        let mut got = 0;
+        while got < want {
+            let at = self.at + got as u64;
+            if !self.holes {
+                self.extent_end = u64::MAX;
+            } else if at >= self.extent_end {
+                (self.in_data, self.extent_end) = extent(file, at);
+            }
+            let n = ((want - got) as u64).min(self.extent_end - at) as usize;
+            if !self.in_data {
+                window[got..got + n].fill(0);
+                got += n;
+                continue;
+            }
+            // Direct reads take whole blocks; what lies past `n` is not used.
+            let ask = if self.direct { n.next_multiple_of(ALIGN).min(CHUNK - got) } else { n };
+            match file.read_at(&mut window[got..got + ask], at) {
+                Ok(0) => break,
+                Ok(k) => {
+                    let k = k.min(n);
+                    got += k;
+                    if self.direct && got < want && !(self.at + got as u64).is_multiple_of(ALIGN as u64) {
+                        // The end of the file, or a short read: either way
+                        // the next offset is unaligned.
+                        self.leave_direct(file)?;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if self.direct && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
+                {
+                    self.leave_direct(file)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        buf.len = got;
+        self.at += got as u64;
+        Ok(got)
+    }
+
+    fn leave_direct(&mut self, file: &File) -> io::Result<()> {
+        fcntl_setfl(file, fcntl_getfl(file)? - OFlags::DIRECT)?;
+        if self.drop_cache {
+            let _ = fadvise(file, 0, None, Advice::DontNeed);
+        }
+        self.direct = false;
+        Ok(())
+    }
+}
+
+/// Whether `at` lies in data or in a hole of `file`, and where that extent
+/// ends. Filesystems without `SEEK_DATA` report all data; so is the end of
+/// the file, where reading finds nothing more.
+fn extent(file: &File, at: u64) -> (bool, u64) {
+    use rustix::fs::{SeekFrom, seek};
+    match seek(file, SeekFrom::Data(at)) {
+        Ok(data) if data > at => (false, data),
+        Ok(_) => (true, seek(file, SeekFrom::Hole(at)).unwrap_or(u64::MAX).max(at + 1)),
+        // No data from `at` on: a hole up to the end of the file.
+        Err(rustix::io::Errno::NXIO) => match file.metadata() {
+            Ok(m) if m.len() > at => (false, m.len()),
+            _ => (true, u64::MAX),
+        },
+        Err(_) => (true, u64::MAX),
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +338,36 @@ mod tests {
             .output()
             .expect("fincore (util-linux) is needed");
         String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+    }
+
+    fn read_source(path: &Path, len: u64) -> Vec<u8> {
+        let mut reader = open_source(path, len).unwrap();
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_source_is_read_to_its_length_with_its_holes_as_zeros() {
+        use std::io::{Seek, SeekFrom, Write};
+        let dir = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target")).unwrap();
+        let path = dir.path().join("vault.mdf");
+        // Data, a hole of megabytes, data at an unaligned end, a trailing hole.
+        let mut f = File::create(&path).unwrap();
+        f.write_all(&[1u8; 5000]).unwrap();
+        f.seek(SeekFrom::Start(3 * CHUNK as u64)).unwrap();
+        f.write_all(&[2u8; 777]).unwrap();
+        f.set_len(4 * CHUNK as u64 + 123).unwrap();
+        f.sync_all().unwrap();
+        let whole = std::fs::read(&path).unwrap();
+        let len = whole.len() as u64;
+        let _ = fadvise(&f, 0, None, Advice::DontNeed);
+        assert!(read_source(&path, len) == whole);
+        // Only the length asked for, even where the file goes on ...
+        assert!(read_source(&path, 3 * CHUNK as u64 + 100) == whole[..3 * CHUNK + 100]);
+        // ... and no more than the file holds where it is shorter.
+        assert!(read_source(&path, len + 5000) == whole);
+        assert_eq!(cached_pages(&path), 0, "the read went through the page cache");
     }
 
     #[test]
