@@ -29,7 +29,7 @@ pub(crate) const CHUNK: usize = 1 << 20;
 /// Alignment of buffers and offsets for direct reads.
 pub(crate) const ALIGN: usize = 4096;
 /// Buffers in flight between the reading thread and the consumer.
-const BUFFERS: usize = 4;
+const BUFFERS: usize = 3;
 
 /// A buffer with an aligned window of `CHUNK` bytes.
 pub(crate) struct Buffer {

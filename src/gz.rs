@@ -14,8 +14,9 @@
 //!   `workers` members wait for the writer.
 //! - All-zero blocks (the unused tail of a database file) are not
 //!   compressed again: each worker keeps the member for a zero block.
-//! - Blocks that look encrypted or compressed are stored (deflate level 0),
-//!   still in a standard member, and checked like every other.
+//! - Stretches that look random (encrypted or compressed data, at page
+//!   granularity) are stored, the rest deflated, all in one standard
+//!   member per block, checked like every other.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -189,8 +190,6 @@ fn compress_loop(rx: &Mutex<Receiver<Job>>, tx: &SyncSender<Done>, level: u32) -
 struct Member {
     level: u32,
     deflate: Compress,
-    /// Level 0, for blocks that deflate cannot shrink.
-    store: Compress,
     inflate: Decompress,
     check: Vec<u8>,
 }
@@ -212,29 +211,30 @@ impl Member {
         Member {
             level,
             deflate: Compress::new(Compression::new(level), false),
-            store: Compress::new(Compression::none(), false),
             inflate: Decompress::new(false),
             check: vec![0u8; 64 << 10],
         }
     }
 
     /// One gzip member of `block`: header, raw deflate, CRC-32 and length.
+    /// Stretches that look random are stored; each stretch between them is
+    /// deflated on its own, ending on a byte boundary (a sync flush), so
+    /// that the pieces make one deflate stream.
     fn make(&mut self, block: &[u8]) -> io::Result<Vec<u8>> {
-        let fault = |what: &str| io::Error::other(format!("the compressor failed: {what}"));
         let mut out = Vec::with_capacity(block.len() + block.len() / 16 + 1024);
         out.extend_from_slice(&header(self.level));
-        let store = self.level > 0 && looks_incompressible(block);
-        let deflate = if store { &mut self.store } else { &mut self.deflate };
-        deflate.reset();
-        loop {
-            let consumed = deflate.total_in() as usize;
-            let status = deflate
-                .compress_vec(&block[consumed..], &mut out, FlushCompress::Finish)
-                .map_err(|e| fault(&e.to_string()))?;
-            if status == Status::StreamEnd {
-                break;
+        let parts = match self.level {
+            0 => vec![(0..block.len(), true)],
+            _ => stretches(block),
+        };
+        for (i, (range, random)) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            if *random {
+                stored(&block[range.clone()], last, &mut out);
+            } else {
+                self.deflate.reset();
+                deflate(&mut self.deflate, &block[range.clone()], last, &mut out)?;
             }
-            out.reserve(out.capacity() / 2);
         }
         self.check_inflates_to(&out[10..], block)?;
         let mut crc = Crc::new();
@@ -274,33 +274,120 @@ impl Member {
     }
 }
 
-/// Whether `block` looks like encrypted or already compressed data (an
-/// attachment, a compressed backup), which deflate cannot shrink and would
-/// only spend time on: each of 16 slices of 1 KiB spread over the block has
-/// byte counts as even as random bytes have. Zero-heavy pages, text, rows
-/// and indexes are far from even, and the first such slice settles it: the
-/// block is compressed as usual. Otherwise it is stored (deflate level 0).
-fn looks_incompressible(block: &[u8]) -> bool {
-    const SLICES: usize = 16;
-    const SLICE: usize = 1024;
-    // Pearson's chi-squared of a slice's byte counts against even counts
-    // (255 degrees of freedom: mean 255, spread 22.6). Random slices reach
-    // 330 about once in 800, so about 2% of random blocks are compressed
-    // anyway; a slice with 100 bytes of text reaches it 96% of the time.
-    const LIMIT: u32 = 330;
-    if block.len() < SLICES * SLICE {
-        return false;
-    }
-    (0..SLICES).all(|k| {
-        let at = k * (block.len() - SLICE) / (SLICES - 1);
-        let mut counts = [0u32; 256];
-        for &b in &block[at..at + SLICE] {
-            counts[usize::from(b)] += 1;
+/// Deflates `input` onto `out` as one or more blocks: the last of the
+/// stream if `last`, else ending on a byte boundary (a sync flush).
+fn deflate(deflate: &mut Compress, input: &[u8], last: bool, out: &mut Vec<u8>) -> io::Result<()> {
+    let flush = if last { FlushCompress::Finish } else { FlushCompress::Sync };
+    loop {
+        let consumed = deflate.total_in() as usize;
+        let status = deflate
+            .compress_vec(&input[consumed..], out, flush)
+            .map_err(|e| io::Error::other(format!("the compressor failed: {e}")))?;
+        let done = match flush {
+            FlushCompress::Finish => status == Status::StreamEnd,
+            // All taken, and room left over: the flush is complete.
+            _ => deflate.total_in() as usize == input.len() && out.len() < out.capacity(),
+        };
+        if done {
+            return Ok(());
         }
-        // With 4 expected per value: sum((c - 4)^2 / 4) = (sum(c^2) - 4096) / 4.
-        let sum_sq: u32 = counts.iter().map(|&c| c * c).sum();
-        (sum_sq - 4096) / 4 < LIMIT
-    })
+        out.reserve(out.capacity() / 2 + 1024);
+    }
+}
+
+/// Appends `bytes` as stored deflate blocks (at most 65535 bytes each),
+/// the last of the stream if `last`. The output so far ends on a byte
+/// boundary, so each block header takes one byte: BFINAL, and BTYPE 00.
+fn stored(bytes: &[u8], last: bool, out: &mut Vec<u8>) {
+    let mut pieces = bytes.chunks(0xFFFF).peekable();
+    if bytes.is_empty() {
+        out.extend_from_slice(&[u8::from(last), 0, 0, 0xFF, 0xFF]);
+    }
+    while let Some(piece) = pieces.next() {
+        let len = piece.len() as u16;
+        out.push(u8::from(last && pieces.peek().is_none()));
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(piece);
+    }
+}
+
+/// Splits `block` into stretches that look random (encrypted or already
+/// compressed: an attachment, a compressed backup, an encrypted page) and
+/// the rest, in order, with whether each looks random. Deflate cannot
+/// shrink random bytes and spends its slowest path on them, so those are
+/// stored.
+///
+/// Every 4 KiB step is judged by its first and last 256 bytes; a run of
+/// random steps then grows by 512 bytes at a time (the tar grain) while
+/// both halves of the next 512 look random too. Pages of database files
+/// start on a 512-byte boundary of the tar stream, so stretches follow page
+/// edges. Zero-heavy pages, text, rows and indexes are far from random in
+/// any 256 bytes, so they are never stored. Always returns at least one
+/// stretch.
+fn stretches(block: &[u8]) -> Vec<(std::ops::Range<usize>, bool)> {
+    const STEP: usize = 4096;
+    const GRAIN: usize = 512;
+    const HALF: usize = GRAIN / 2;
+    let steps = block.len() / STEP;
+    let random_at = |at: usize| looks_random(&block[at..at + HALF]);
+    let random_step = |k: usize| random_at(k * STEP) && random_at((k + 1) * STEP - HALF);
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut k = 0;
+    while k < steps {
+        if !random_step(k) {
+            k += 1;
+            continue;
+        }
+        let first = k;
+        k += 1;
+        while k < steps && random_step(k) {
+            k += 1;
+        }
+        let (mut start, mut end) = (first * STEP, k * STEP);
+        let floor = runs.last().map_or(0, |r| r.end);
+        while start >= floor + GRAIN && random_at(start - GRAIN) && random_at(start - HALF) {
+            start -= GRAIN;
+        }
+        while end + GRAIN <= block.len() && random_at(end) && random_at(end + HALF) {
+            end += GRAIN;
+        }
+        match runs.last_mut() {
+            Some(prev) if prev.end == start => prev.end = end,
+            _ => runs.push(start..end),
+        }
+        k = k.max(end.div_ceil(STEP));
+    }
+    let mut parts = Vec::with_capacity(2 * runs.len() + 1);
+    let mut at = 0;
+    for run in runs {
+        if run.start > at {
+            parts.push((at..run.start, false));
+        }
+        at = run.end;
+        parts.push((run, true));
+    }
+    if at < block.len() || parts.is_empty() {
+        parts.push((at..block.len(), false));
+    }
+    parts
+}
+
+/// Whether `bytes` have byte counts as even as random bytes have:
+/// Pearson's chi-squared against even counts, 255 degrees of freedom (mean
+/// 255, spread about 22.6). Random 256-byte slices stay under the limit
+/// more than 99.5% of the time; 256 bytes of text, rows or zero-heavy data
+/// are far above it.
+fn looks_random(bytes: &[u8]) -> bool {
+    const LIMIT: u64 = 330;
+    let mut counts = [0u32; 256];
+    for &b in bytes {
+        counts[usize::from(b)] += 1;
+    }
+    let n = bytes.len() as u64;
+    // sum((c - n/256)^2 / (n/256)) = 256 * sum(c^2) / n - n
+    let sum_sq: u64 = counts.iter().map(|&c| u64::from(c) * u64::from(c)).sum();
+    n > 0 && (256 * sum_sq / n).saturating_sub(n) < LIMIT
 }
 
 fn is_zero(block: &[u8]) -> bool {
@@ -427,31 +514,96 @@ mod tests {
         (0u64..).flat_map(|i| Sha256::digest(i.to_le_bytes())).take(len).collect()
     }
 
+    fn inflate(member: &[u8]) -> Vec<u8> {
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(member).read_to_end(&mut back).unwrap();
+        back
+    }
+
     #[test]
-    fn incompressible_blocks_are_stored_and_others_compressed() {
+    fn random_blocks_are_stored_and_others_compressed() {
         let mut member = Member::new(2);
         let noise = random(BLOCK);
-        assert!(looks_incompressible(&noise));
+        assert_eq!(stretches(&noise), vec![(0..BLOCK, true)]);
         let stored = member.make(&noise).unwrap();
         // Stored blocks cost 5 bytes per 64 KiB, plus header and trailer.
         assert!(stored.len() <= BLOCK + 5 * 17 + 18, "{} bytes", stored.len());
-        let mut back = Vec::new();
-        flate2::read::GzDecoder::new(stored.as_slice()).read_to_end(&mut back).unwrap();
-        assert!(back == noise);
-
-        // One compressible slice among the random ones is enough to compress.
-        for at in [0, BLOCK / 3, BLOCK - 1024] {
-            let mut mixed = noise.clone();
-            let text = b"2.AAECAwQFBgcICQoLDA0ODw==|".repeat(40);
-            mixed[at..at + 1024].copy_from_slice(&text[..1024]);
-            assert!(!looks_incompressible(&mixed), "text at {at}");
-        }
-        for block in [vec![0u8; BLOCK], sample(BLOCK), [random(BLOCK / 2), vec![0u8; BLOCK / 2]].concat()] {
-            assert!(!looks_incompressible(&block));
+        assert!(inflate(&stored) == noise);
+        let text = b"2.AAECAwQFBgcICQoLDA0ODw==|".repeat(BLOCK / 26 + 1)[..BLOCK].to_vec();
+        for block in [vec![0u8; BLOCK], sample(BLOCK), text] {
+            assert_eq!(stretches(&block), vec![(0..BLOCK, false)]);
             assert!(member.make(&block).unwrap().len() < BLOCK * 9 / 10);
         }
-        // Too short to judge: compressed as usual.
-        assert!(!looks_incompressible(&noise[..8 << 10]));
+        assert_eq!(stretches(&[]), vec![(0..0, false)]);
+    }
+
+    /// A database-like block: 8 KiB pages from byte 512 on (after a tar
+    /// header), rows of UTF-16 text except the pages in `noisy`.
+    fn pages(noisy: &[usize]) -> (Vec<u8>, Vec<std::ops::Range<usize>>) {
+        const PAGE: usize = 8192;
+        let noise = random(BLOCK);
+        let row: Vec<u8> = "2.c2VjcmV0|Y2lwaGVy|bWFj".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let mut block: Vec<u8> = row.iter().copied().cycle().take(BLOCK).collect();
+        let mut expected = Vec::new();
+        for &p in noisy {
+            let at = 512 + p * PAGE;
+            let end = (at + PAGE).min(BLOCK);
+            block[at..end].copy_from_slice(&noise[at..end]);
+            expected.push(at..end);
+        }
+        (block, expected)
+    }
+
+    #[test]
+    fn random_pages_among_rows_are_stored_page_by_page() {
+        // Single pages, two adjacent ones, and one cut by the block's end.
+        let (block, expected) = pages(&[0, 5, 9, 10, 60, 127]);
+        let found: Vec<_> =
+            stretches(&block).into_iter().filter(|(_, r)| *r).map(|(range, _)| range).collect();
+        let merged = vec![
+            expected[0].clone(),
+            expected[1].clone(),
+            expected[2].start..expected[3].end,
+            expected[4].clone(),
+            expected[5].clone(),
+        ];
+        assert_eq!(found, merged);
+        let mut member = Member::new(2);
+        let made = member.make(&block).unwrap();
+        assert!(inflate(&made) == block);
+        // Smaller than deflating everything: random bytes cost deflate more
+        // than the 5 bytes per 64 KiB of a stored block.
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), Compression::new(2));
+        enc.write_all(&block).unwrap();
+        assert!(made.len() < enc.finish().unwrap().len());
+        // GNU gzip reads the pieces as one stream.
+        let mut gzip = std::process::Command::new("gzip")
+            .args(["-dc"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        gzip.stdin.take().unwrap().write_all(&made).unwrap();
+        let out = gzip.wait_with_output().unwrap();
+        assert!(out.status.success());
+        assert!(out.stdout == block);
+    }
+
+    #[test]
+    fn random_slices_look_random_and_others_do_not() {
+        let noise = random(2560 * 256);
+        let passed = noise.chunks(256).filter(|s| looks_random(s)).count();
+        assert!(passed * 1000 >= 2560 * 995, "{passed} of 2560 random slices");
+        let (rows, _) = pages(&[]);
+        assert!(!rows.chunks(256).any(looks_random));
+        let index: Vec<u8> = noise
+            .chunks(16)
+            .take(4096)
+            .flat_map(|guid| [&[6u8][..], guid, &[7, 3, 1, 0, 1, 0]].concat())
+            .collect();
+        assert!(!index.chunks(256).any(looks_random), "GUIDs with small integers");
+        assert!(!looks_random(&[0u8; 256]));
+        assert!(!looks_random(&[]));
     }
 
     #[test]

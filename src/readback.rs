@@ -36,7 +36,7 @@ use crate::device::{ALIGN, Buffer, CHUNK};
 use crate::manifest::hex;
 
 /// Pieces in flight between the writer and the read-back thread.
-const QUEUE: usize = 4;
+const QUEUE: usize = 2;
 
 /// What the read-back found: the digest of everything written, and whether
 /// all of it was compared with the device.
