@@ -606,6 +606,34 @@ mod tests {
         assert!(!looks_random(&[]));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+
+        /// Blocks of random, text and zero stretches at any offsets and
+        /// lengths make members that GNU-compatible decoders read back.
+        #[test]
+        fn mixed_blocks_round_trip(parts in proptest::collection::vec((0u8..3, 1usize..40_000, proptest::prelude::any::<u64>()), 0..60)) {
+            let mut block = Vec::new();
+            for (kind, len, seed) in parts {
+                let len = len.min(BLOCK - block.len());
+                match kind {
+                    0 => block.extend((seed..).flat_map(|i| Sha256::digest(i.to_le_bytes())).take(len)),
+                    1 => block.extend(b"2.c2VjcmV0|Y2lwaGVy|bWFj".iter().cycle().skip(seed as usize % 7).take(len)),
+                    _ => block.resize(block.len() + len, 0),
+                }
+            }
+            // The stretches cover the block in order, without gaps.
+            let mut end = 0;
+            for (range, _) in stretches(&block) {
+                proptest::prop_assert_eq!(range.start, end);
+                end = range.end;
+            }
+            proptest::prop_assert_eq!(end, block.len());
+            let made = Member::new(2).make(&block).unwrap();
+            proptest::prop_assert!(inflate(&made) == block);
+        }
+    }
+
     #[test]
     fn an_empty_stream_is_one_empty_member() {
         assert!(roundtrip(&[], 2).is_empty());
