@@ -436,9 +436,9 @@ mod tests {
         for chunk in data.chunks(7919) {
             gz.write_all(chunk).unwrap();
         }
-        let (_, read_back) = gz.finish().unwrap();
+        let (file, read_back) = gz.finish().unwrap();
         let raw = std::fs::read(&path).unwrap();
-        assert!(read_back.from_device);
+        assert_eq!(read_back.from_device, crate::readback::direct_reads_reach_the_disk(&file));
         assert_eq!(read_back.digest.size, raw.len() as u64);
         assert_eq!(read_back.digest.sha256, hex(&Sha256::digest(&raw)));
         let mut out = Vec::new();
@@ -632,6 +632,24 @@ mod tests {
             let made = Member::new(2).make(&block).unwrap();
             proptest::prop_assert!(inflate(&made) == block);
         }
+    }
+
+    #[test]
+    fn a_read_back_that_finds_other_bytes_stops_the_writing_with_its_reason() {
+        // The read-back reads a file of other bytes than the writer writes,
+        // as if the disk had changed them: the archiver learns it mid-stream.
+        let dir = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target")).unwrap();
+        let other = dir.path().join("other");
+        std::fs::write(&other, random(16 << 20)).unwrap();
+        let out = File::create(dir.path().join("archive")).unwrap();
+        let mut gz = ParallelGz::new(out, 2, 2, ReadBack::start_direct(&other));
+        let data = sample(12 << 20);
+        let written = data.chunks(BLOCK).try_for_each(|c| gz.write_all(c));
+        let err = match written {
+            Err(e) => e,
+            Ok(()) => gz.finish().map(|_| ()).unwrap_err(),
+        };
+        assert!(crate::readback::is_mismatch(&err), "{err}");
     }
 
     #[test]

@@ -91,11 +91,19 @@ pub struct ReadBack {
 
 impl ReadBack {
     /// Reads back `path`, which the writer has created and appends to.
-    /// Where it cannot be opened for direct reads, the pieces are only
-    /// hashed (`from_device` false).
+    /// Where direct reads of it cannot be opened, or might be served from
+    /// the page cache ([`direct_reads_reach_the_disk`]), the pieces are only
+    /// hashed (`from_device` false) and the caller reads the file back after
+    /// flushing it and dropping it from the cache.
     pub fn start(path: &Path) -> Self {
-        let direct = OpenOptions::new().read(true).custom_flags(OFlags::DIRECT.bits() as i32).open(path).ok();
-        Self::spawn(direct)
+        Self::spawn(open_direct(path).filter(direct_reads_reach_the_disk))
+    }
+
+    /// [`Self::start`] without the filesystem rule, for tests of the
+    /// comparison on whatever filesystem they run.
+    #[cfg(test)]
+    pub(crate) fn start_direct(path: &Path) -> Self {
+        Self::spawn(open_direct(path))
     }
 
     /// Only hashes what is written.
@@ -124,6 +132,49 @@ impl ReadBack {
             _ => Err(io::Error::other("the read-back thread panicked")),
         }
     }
+}
+
+fn open_direct(path: &Path) -> Option<File> {
+    OpenOptions::new().read(true).custom_flags(OFlags::DIRECT.bits() as i32).open(path).ok()
+}
+
+/// Whether a direct read of `file` surely comes from the device, not from
+/// the page cache, while what it reads may still be cached. Some
+/// filesystems accept `O_DIRECT` and quietly read through the cache: ext4
+/// for data journaling (the `data=journal` mount option or `chattr +j`),
+/// encrypted and verity files; btrfs for compressed extents; ZFS before
+/// 2.3 always. Trusted: XFS, and ext4 without those.
+pub fn direct_reads_reach_the_disk(file: &File) -> bool {
+    let Ok(fs) = rustix::fs::fstatfs(file) else { return false };
+    let flags = rustix::fs::ioctl_getflags(file).map_or(0, |f| f.bits());
+    let options = super_options(file).unwrap_or_default();
+    trusted(fs.f_type as u64, flags, &options)
+}
+
+/// The rule of [`direct_reads_reach_the_disk`] on the filesystem's magic
+/// number, the file's inode flags and its mount's superblock options.
+fn trusted(fs_type: u64, inode_flags: u32, super_options: &str) -> bool {
+    const EXT4: u64 = 0xEF53;
+    const XFS: u64 = 0x5846_5342;
+    // FS_JOURNAL_DATA_FL, FS_ENCRYPT_FL, FS_VERITY_FL
+    const BUFFERED: u32 = 0x4000 | 0x800 | 0x0010_0000;
+    match fs_type {
+        XFS => true,
+        EXT4 => inode_flags & BUFFERED == 0 && !super_options.split(',').any(|o| o == "data=journal"),
+        _ => false,
+    }
+}
+
+/// The superblock options of the mount that holds `file`, from
+/// `/proc/self/mountinfo` (the field after the source, past " - ").
+fn super_options(file: &File) -> Option<String> {
+    let st = rustix::fs::fstat(file).ok()?;
+    let dev = format!("{}:{}", rustix::fs::major(st.st_dev), rustix::fs::minor(st.st_dev));
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find(|l| l.split(' ').nth(2) == Some(dev.as_str())).and_then(|l| {
+        let (_, after) = l.split_once(" - ")?;
+        after.split(' ').nth(2).map(str::to_string)
+    })
 }
 
 fn run(file: Option<File>, rx: &Receiver<Arc<Vec<u8>>>) -> io::Result<Outcome> {
@@ -235,6 +286,9 @@ impl Device {
         loop {
             match self.file.read_at(window, aligned) {
                 Ok(k) if aligned + k as u64 == size => return Ok(true),
+                Ok(k) if aligned + (k as u64) < size => {
+                    return Err(mismatch(Mismatch::EndsEarly(aligned + k as u64)));
+                }
                 Ok(_) => return Err(mismatch(Mismatch::GoesOn(size))),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
@@ -269,7 +323,7 @@ mod tests {
     /// `piece` bytes, as the archive writer does.
     fn read_back(path: &Path, on_disk: &[u8], written: &[u8], piece: usize) -> io::Result<Outcome> {
         let mut file = File::create(path).unwrap();
-        let read_back = ReadBack::start(path);
+        let read_back = ReadBack::start_direct(path);
         let mut at = 0;
         for p in written.chunks(piece) {
             let end = (at + p.len()).min(on_disk.len());
@@ -333,6 +387,27 @@ mod tests {
             Some(&Mismatch::GoesOn(written.len() as u64))
         );
         assert!(err.to_string().contains("goes on past byte"), "{err}");
+    }
+
+    #[test]
+    fn only_filesystems_whose_direct_reads_reach_the_disk_are_trusted() {
+        const EXT4: u64 = 0xEF53;
+        assert!(trusted(0x5846_5342, 0, "rw,attr2,inode64"), "xfs");
+        assert!(trusted(EXT4, 0x80000, "rw,relatime,errors=remount-ro"), "ext4, extents");
+        assert!(!trusted(EXT4, 0, "rw,relatime,data=journal"), "ext4 journaling data");
+        assert!(!trusted(EXT4, 0x4000, "rw"), "chattr +j");
+        assert!(!trusted(EXT4, 0x800, "rw"), "encrypted");
+        assert!(!trusted(EXT4, 0x0010_0000, "rw"), "verity");
+        assert!(!trusted(0x9123_683E, 0, "rw,compress=zstd:3"), "btrfs");
+        assert!(!trusted(0x2FC1_2FC1, 0, "rw"), "zfs");
+        assert!(!trusted(0x0102_1994, 0, "rw"), "tmpfs");
+        // This machine's disk: whatever it is, the answer follows the rule.
+        let dir = scratch();
+        let file = File::create(dir.path().join("f")).unwrap();
+        let fs = rustix::fs::fstatfs(&file).unwrap();
+        let flags = rustix::fs::ioctl_getflags(&file).map_or(0, |f| f.bits());
+        let options = super_options(&file).expect("the mount is in /proc/self/mountinfo");
+        assert_eq!(direct_reads_reach_the_disk(&file), trusted(fs.f_type as u64, flags, &options));
     }
 
     #[test]

@@ -102,13 +102,12 @@ fn write_snapshot(
     let gz = ParallelGz::new(file, req.level, gz::default_workers(), ReadBack::start(&archive_path));
     let mut builder = tar::Builder::new(gz);
     let (entries, changed) =
-        archive::append_sources(&mut builder, sources, &progress, req.live, &archive_path)?;
-    let write_err = |e: std::io::Error| Error::io("cannot write", &archive_path, e);
+        archive::append_sources(&mut builder, sources, &progress, req.live, &archive_path)
+            .map_err(|e| integrity_if_mismatch(id, e))?;
+    let write_err =
+        |e: std::io::Error| integrity_if_mismatch(id, Error::io("cannot write", &archive_path, e));
     let gz = builder.into_inner().map_err(write_err)?;
-    let (file, read_back) = gz.finish().map_err(|e| match readback::is_mismatch(&e) {
-        true => Error::integrity(id, format!("{ARCHIVE} {e}")),
-        false => write_err(e),
-    })?;
+    let (file, read_back) = gz.finish().map_err(write_err)?;
     file.sync_all().map_err(write_err)?;
     drop_cache(&file);
     drop(file);
@@ -174,6 +173,18 @@ fn write_snapshot(
     Ok(manifest)
 }
 
+/// A read-back that found other bytes on disk than were written is an
+/// integrity failure (exit 3), wherever the archive writer reported it: to
+/// the archiver mid-stream or at the end.
+fn integrity_if_mismatch(id: &str, e: Error) -> Error {
+    match e {
+        Error::Io { ref source, .. } if readback::is_mismatch(source) => {
+            Error::integrity(id, format!("{ARCHIVE} {source}"))
+        }
+        e => e,
+    }
+}
+
 /// Writes a new 0600 file and flushes it.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f: File = fsx::create_private_file(path)?;
@@ -184,4 +195,24 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 /// archive is not read again soon, and the server's cache is worth more.
 fn drop_cache(file: &File) {
     let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Exit;
+    use crate::readback::Mismatch;
+
+    #[test]
+    fn a_read_back_mismatch_is_an_integrity_failure_however_it_arrives() {
+        let mismatch = || std::io::Error::new(std::io::ErrorKind::InvalidData, Mismatch::Differs(10 << 20));
+        let e = integrity_if_mismatch(
+            "20261129T000000Z",
+            Error::io("cannot write", "/s/data.tar.gz", mismatch()),
+        );
+        assert_eq!(e.exit(), Exit::Integrity);
+        assert!(e.to_string().contains("byte 10485760 differs"), "{e}");
+        let full = Error::io("cannot write", "/s/data.tar.gz", std::io::Error::from_raw_os_error(28));
+        assert_eq!(integrity_if_mismatch("x", full).exit(), Exit::Failed);
+    }
 }
