@@ -1,5 +1,7 @@
-//! Reading a whole file from the storage device rather than the page cache,
-//! for the checks that must prove what the disk holds.
+//! Reading a file from the storage device rather than the page cache: for
+//! the checks that must prove what the disk holds (archives), and for the
+//! database files a snapshot archives, which a stopped server leaves out
+//! of the cache and nobody will read again soon.
 //!
 //! The file is opened with `O_DIRECT` and read in large aligned chunks by a
 //! second thread while the caller consumes the previous chunk, so reading
@@ -8,12 +10,12 @@
 //! what is on disk whatever the cache holds, and it leaves nothing in the
 //! cache.
 //!
-//! Invariant: the consumer sees every byte of the file exactly once, in
-//! order. Where the filesystem refuses `O_DIRECT` (some FUSE and network
-//! filesystems, tmpfs on older kernels), or a direct read is refused or
-//! comes back short before the end, reading goes on through the page cache
-//! from the same offset, after asking the kernel to drop the file's cached
-//! pages.
+//! Invariant: the consumer sees every byte of the file (of a source, up to
+//! the length asked for) exactly once, in order. Where the filesystem
+//! refuses `O_DIRECT` (some FUSE and network filesystems, tmpfs on older
+//! kernels), or a direct read is refused or comes back short before the
+//! end, reading goes on through the page cache from the same offset; for
+//! an archive, after asking the kernel to drop the file's cached pages.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Read};

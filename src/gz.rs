@@ -25,9 +25,10 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompress, Status};
+
 use crate::fsx;
 use crate::readback::{Outcome, ReadBack};
-use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompress, Status};
 
 /// Uncompressed bytes per gzip member.
 pub const BLOCK: usize = 1 << 20;

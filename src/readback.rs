@@ -14,8 +14,9 @@
 //! - Every byte handed over is hashed exactly once, in order.
 //! - [`Outcome::from_device`] is true only if every byte was compared with
 //!   what the device returned for its offset, and the file ends there.
-//! - Where the filesystem refuses direct reads, the pieces are only hashed,
-//!   and the caller reads the file back after flushing it.
+//! - Where the filesystem refuses direct reads, or might serve them from
+//!   the page cache, the pieces are only hashed, and the caller reads the
+//!   file back after flushing it and dropping it from the cache.
 //! - Memory is bounded: at most one chunk and `QUEUE` pieces wait.
 
 use std::collections::VecDeque;

@@ -152,8 +152,9 @@ fn write_snapshot(
 
     // The archive was read back from the device while it was written
     // (crate::readback), byte for byte against what was written; where the
-    // filesystem refuses direct reads, it is read back now, after the
-    // flush, against the digest of what was written. Every member was
+    // filesystem refuses direct reads or might serve them from the page
+    // cache, it is read back now, flushed and dropped from the cache,
+    // against the digest of what was written. Every member was
     // already decompressed and compared with its input before it was
     // written, so together this proves what a deep verify proves
     // (docs/performance.md). The checksum files are read back against the
