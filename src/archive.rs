@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 use std::fs::{self, File, Metadata};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
@@ -75,17 +75,8 @@ impl SourceBytes {
             return crate::device::open_source(path, len).map(SourceBytes::Device);
         }
         let file = File::open(path)?;
-        let mut bytes = vec![0u8; len as usize];
-        let mut got = 0;
-        while got < bytes.len() {
-            match file.read_at(&mut bytes[got..], got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        bytes.truncate(got);
+        let mut bytes = Vec::with_capacity(len as usize);
+        (&file).take(len).read_to_end(&mut bytes)?;
         Ok(SourceBytes::Small { file, bytes, pos: 0 })
     }
 

@@ -84,10 +84,16 @@ pub fn open_source(path: &Path, len: u64) -> io::Result<DeviceReader> {
     Ok(DeviceReader::spawn(file, Cursor::new(len, true, false)))
 }
 
+/// Opens `path` for reading with `O_DIRECT`; fails with `EINVAL` where the
+/// filesystem refuses it.
+pub(crate) fn open_direct_only(path: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).custom_flags(OFlags::DIRECT.bits() as i32).open(path)
+}
+
 /// Opens `path` with `O_DIRECT`, or without it where the filesystem refuses
 /// it, then dropping its cached pages if `drop_cache`.
 fn open_direct(path: &Path, drop_cache: bool) -> io::Result<File> {
-    match OpenOptions::new().read(true).custom_flags(OFlags::DIRECT.bits() as i32).open(path) {
+    match open_direct_only(path) {
         Ok(f) => Ok(f),
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
             let f = File::open(path)?;

@@ -21,19 +21,18 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use rustix::fs::OFlags;
 use sha2::{Digest, Sha256};
 
 use crate::archive::Digest256;
-use crate::device::{ALIGN, Buffer, CHUNK};
+use crate::device::{ALIGN, Buffer, CHUNK, open_direct_only};
 use crate::manifest::hex;
 
 /// Pieces in flight between the writer and the read-back thread.
@@ -97,14 +96,14 @@ impl ReadBack {
     /// hashed (`from_device` false) and the caller reads the file back after
     /// flushing it and dropping it from the cache.
     pub fn start(path: &Path) -> Self {
-        Self::spawn(open_direct(path).filter(direct_reads_reach_the_disk))
+        Self::spawn(open_direct_only(path).ok().filter(direct_reads_reach_the_disk))
     }
 
     /// [`Self::start`] without the filesystem rule, for tests of the
     /// comparison on whatever filesystem they run.
     #[cfg(test)]
     pub(crate) fn start_direct(path: &Path) -> Self {
-        Self::spawn(open_direct(path))
+        Self::spawn(open_direct_only(path).ok())
     }
 
     /// Only hashes what is written.
@@ -133,10 +132,6 @@ impl ReadBack {
             _ => Err(io::Error::other("the read-back thread panicked")),
         }
     }
-}
-
-fn open_direct(path: &Path) -> Option<File> {
-    OpenOptions::new().read(true).custom_flags(OFlags::DIRECT.bits() as i32).open(path).ok()
 }
 
 /// Whether a direct read of `file` surely comes from the device, not from

@@ -365,3 +365,36 @@ fn encrypted_attachments_are_stored_and_restore_by_hand_and_by_rollback() {
     env.run(&["rollback", &id, "--yes"]).ok();
     assert_same_tree(&original, &env.tree());
 }
+
+#[test]
+fn backup_reads_database_files_past_the_page_cache() {
+    use bwguard::sample::{SampleOptions, generate};
+    // Not /tmp: on tmpfs every page is a cached page.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let install = dir.path().join("install");
+    let opts =
+        SampleOptions { vault_kib: Some(4096), backups: 1, small_system_dbs: true, ..Default::default() };
+    generate(&install, &opts).unwrap();
+    let env = TestEnv { store: dir.path().join("store"), install, dir };
+    let vault = env.bwdata().join("mssql/data/vault.mdf");
+    let file = fs::File::open(&vault).unwrap();
+    file.sync_all().unwrap();
+    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+    drop(file); // an open database file would make backup refuse (rule 5)
+    assert_eq!(cached_pages(&vault), 0, "vault.mdf is still in the page cache");
+    let id = env.backup();
+    // A stopped server's files stay out of the cache: the backup read them
+    // from the device, not through the cache.
+    assert_eq!(cached_pages(&vault), 0, "the backup read vault.mdf through the page cache");
+    env.run(&["verify", "--deep", &id]).ok();
+}
+
+/// Pages of `path` in the page cache, as fincore(1) (util-linux) counts them.
+fn cached_pages(path: &std::path::Path) -> u64 {
+    let out = Command::new("fincore")
+        .args(["--noheadings", "--output", "PAGES"])
+        .arg(path)
+        .output()
+        .expect("fincore (util-linux) is needed");
+    String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+}
