@@ -279,13 +279,13 @@ pub struct RetentionArgs {
     pub keep_yearly: Option<u32>,
     /// Keep every snapshot taken within this long before now (e.g. 7d, 2w, 1y6m)
     #[arg(long, value_name = "DURATION")]
-    pub keep_within: Option<crate::retention::Within>,
+    pub keep_within: Option<crate::schedule::retention::Within>,
 }
 
 impl RetentionArgs {
     /// The policy these flags give, or `None` when no flag was given.
-    pub fn policy(&self) -> Option<crate::retention::Policy> {
-        let p = crate::retention::Policy {
+    pub fn policy(&self) -> Option<crate::schedule::retention::Policy> {
+        let p = crate::schedule::retention::Policy {
             last: self.keep_last.unwrap_or(0),
             hourly: self.keep_hourly.unwrap_or(0),
             daily: self.keep_daily.unwrap_or(0),
@@ -391,7 +391,7 @@ pub struct SchedulePrintArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Exit 1 when the newest good snapshot is older than this (e.g. 26h, 2d), for monitoring
-    #[arg(long, value_name = "AGE", value_parser = crate::units::parse_age)]
+    #[arg(long, value_name = "AGE", value_parser = crate::report::human::parse_age)]
     pub max_age: Option<u64>,
 }
 

@@ -155,7 +155,7 @@ impl Output {
 
     /// A warning on stderr: always shown, JSON mode included.
     pub fn warn(&mut self, line: impl AsRef<str>) {
-        let label = crate::units::paint("warning:", 33, self.colour);
+        let label = crate::report::human::paint("warning:", 33, self.colour);
         write_line(&mut self.err, &format!("{label} {}", line.as_ref()));
     }
 
@@ -207,7 +207,7 @@ impl Ctx {
         } else {
             Verbosity::Normal
         };
-        let colour = crate::units::colour_stderr();
+        let colour = crate::report::human::colour_stderr();
         let out = Output::new(Box::new(io::stdout()), Box::new(io::stderr()), global.json, verbosity, colour);
         Ok(Ctx {
             cwd: std::env::current_dir()?,

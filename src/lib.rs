@@ -5,33 +5,17 @@
 //! JSON document that `--json` prints. Only `main` exits, so every guard
 //! (the store lock above all) is dropped before the process ends.
 
-pub mod archive;
-pub mod bitwarden;
 pub mod cli;
 pub mod commands;
-pub mod config;
 pub mod context;
-pub mod device;
+pub mod engine;
 pub mod error;
-pub mod fsx;
-pub mod gz;
-pub mod helm;
-pub mod live;
-pub mod lock;
-pub mod manifest;
+pub mod files;
+pub mod install;
 pub mod offsite;
-pub mod preflight;
-pub mod progress;
-pub mod readback;
-pub mod restore;
-pub mod retention;
+pub mod report;
 pub mod sample;
 pub mod schedule;
-pub mod scope;
-pub mod snapshot;
-pub mod store;
-pub mod units;
-pub mod verify;
 
 use std::io::{IsTerminal, Write};
 
@@ -151,10 +135,10 @@ fn log_line(command: &str, result: &Result<serde_json::Value>, took: std::time::
 pub fn report_error(e: &Error, json: bool) {
     let hint = e.hint();
     let mut err = std::io::stderr();
-    let colour = units::colour_stderr();
-    let _ = writeln!(err, "{} {e}", units::paint("error:", 31, colour));
+    let colour = report::human::colour_stderr();
+    let _ = writeln!(err, "{} {e}", report::human::paint("error:", 31, colour));
     if let Some(h) = &hint {
-        let _ = writeln!(err, "{} {h}", units::paint("hint:", 36, colour));
+        let _ = writeln!(err, "{} {h}", report::human::paint("hint:", 36, colour));
     }
     if json {
         let doc = serde_json::json!({"error": {

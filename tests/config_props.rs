@@ -21,7 +21,7 @@
 #[path = "../fuzz/fuzz_targets/config_oracle.rs"]
 mod config_oracle;
 
-use bwguard::config::{ConfigError, Edit, KNOWN_KEYS, KeyType, KnownKey, plan_set};
+use bwguard::install::config::{ConfigError, Edit, KNOWN_KEYS, KeyType, KnownKey, plan_set};
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
 

@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bwguard::schedule::{Job, render_cron, render_service, render_timer};
+use bwguard::schedule::units::{Job, render_cron, render_service, render_timer};
 
 /// True when `systemd-analyze` can run; panics under CI when it cannot.
 fn have_systemd_analyze() -> bool {

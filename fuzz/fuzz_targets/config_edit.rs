@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let file = parts.next().unwrap_or_default();
     let (key, value) = (String::from_utf8_lossy(key), String::from_utf8_lossy(value));
     let add_missing = flags & 1 == 1;
-    let result = bwguard::config::plan_set(file, &key, &value, add_missing);
+    let result = bwguard::install::config::plan_set(file, &key, &value, add_missing);
     if let Err(why) = config_oracle::check(file, &key, &value, add_missing, &result) {
         panic!(
             "{why}\nkey {key:?} value {value:?} add_missing {add_missing}\nresult {result:?}\nfile {:?}",
@@ -29,10 +29,10 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     // A change that was made holds: making it again changes nothing.
-    if let Ok(bwguard::config::Edit::Changed { bytes, .. }) = &result {
-        let again = bwguard::config::plan_set(bytes, &key, &value, false);
-        assert!(matches!(again, Ok(bwguard::config::Edit::Unchanged { .. })), "not idempotent: {again:?}");
+    if let Ok(bwguard::install::config::Edit::Changed { bytes, .. }) = &result {
+        let again = bwguard::install::config::plan_set(bytes, &key, &value, false);
+        assert!(matches!(again, Ok(bwguard::install::config::Edit::Unchanged { .. })), "not idempotent: {again:?}");
     }
     // Reading alone never panics either.
-    let _ = bwguard::config::Config::parse(file);
+    let _ = bwguard::install::config::Config::parse(file);
 });

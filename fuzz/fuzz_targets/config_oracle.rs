@@ -1,4 +1,4 @@
-//! An independent judge of one `bwguard::config::plan_set` outcome (SPEC
+//! An independent judge of one `bwguard::install::config::plan_set` outcome (SPEC
 //! safety rule 7), shared by `tests/config_props.rs` and the `config_edit`
 //! fuzz target.
 //!
@@ -16,7 +16,7 @@
 //!   prefix, three lines follow, and the new file reads as the old one plus
 //!   the key at the end.
 
-use bwguard::config::{Edit, KeyType, known_key};
+use bwguard::install::config::{Edit, KeyType, known_key};
 use yaml_rust2::{Yaml, YamlLoader};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -117,7 +117,7 @@ pub fn check(
     key: &str,
     value: &str,
     add_missing: bool,
-    result: &Result<Edit, bwguard::config::ConfigError>,
+    result: &Result<Edit, bwguard::install::config::ConfigError>,
 ) -> Result<(), String> {
     let Ok(edit) = result else { return Ok(()) };
     let ty = known_key(key).ok_or_else(|| format!("accepted the unknown key {key:?}"))?.ty;

@@ -17,9 +17,9 @@
 use std::io::{Read, Write};
 use std::sync::LazyLock;
 
-use bwguard::archive::scan_reader;
-use bwguard::manifest::{Entry, Manifest};
-use bwguard::progress::Progress;
+use bwguard::engine::archive::scan_reader;
+use bwguard::engine::manifest::{Entry, Manifest};
+use bwguard::engine::progress::Progress;
 use libfuzzer_sys::fuzz_target;
 
 const MANIFEST: &[u8] = include_bytes!("../snapshot/manifest.json");

@@ -19,18 +19,18 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::bitwarden::compose_images;
 use crate::cli::{Command as Cli, EditArgs, IdArg, RollbackArgs};
 use crate::commands::begin_write;
 use crate::commands::edit::read_regular;
-use crate::config::{self, Config, ConfigError, Edit};
 use crate::context::{Ctx, Install};
+use crate::engine::scope::Scope;
+use crate::engine::snapshot::{self, Request};
+use crate::engine::store::Store;
 use crate::error::{Error, Result};
-use crate::fsx::{self, Ownership};
-use crate::preflight;
-use crate::scope::Scope;
-use crate::snapshot::{self, Request};
-use crate::store::Store;
+use crate::files::{self, Ownership};
+use crate::install::config::{self, Config, ConfigError, Edit};
+use crate::install::facts::compose_images;
+use crate::install::preflight;
 
 /// Name of the journal file in the snapshot's directory.
 pub const JOURNAL: &str = "apply-journal.json";
@@ -94,7 +94,7 @@ impl Runner {
             ));
         }
         let owner = fs::metadata(&install.dir).map_err(|e| Error::io("cannot read", &install.dir, e))?;
-        let (as_owner, answer_yes) = match (fsx::is_root(), owner.uid()) {
+        let (as_owner, answer_yes) = match (files::is_root(), owner.uid()) {
             (true, 0) if yes => (None, true),
             (true, 0) => {
                 return Err(Error::refused(
@@ -397,7 +397,7 @@ fn execute(ctx: &mut Ctx, install: &Install, plan: &Plan<'_>, opts: &Opts) -> Re
 /// and a check that the pinned version is readable afterwards.
 pub fn upgrade(args: &crate::cli::UpgradeArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     let install = ctx.install()?;
-    let before = crate::bitwarden::read_info(&install).core_version;
+    let before = crate::install::facts::read_info(&install).core_version;
     let from = before.clone().unwrap_or_else(|| "an unknown version".into());
     let plan = Plan {
         change: format!("upgrade from {from}"),
@@ -405,7 +405,7 @@ pub fn upgrade(args: &crate::cli::UpgradeArgs, ctx: &mut Ctx) -> Result<serde_js
         actions: vec![Action::Script("updateself"), Action::Script("update")],
         described: &UPGRADE_PLAN,
         check: Box::new(move |install: &Install| {
-            let after = crate::bitwarden::read_info(install).core_version;
+            let after = crate::install::facts::read_info(install).core_version;
             match (&before, &after) {
                 (_, None) => Err("bitwarden.sh no longer pins a COREVERSION".into()),
                 (Some(b), Some(a)) if a == b => Ok(format!("Bitwarden {a}: already the newest")),
@@ -450,7 +450,7 @@ fn edit_step(path: &Path, key: &str, value: &str, add_missing: bool) -> Step {
             Edit::Unchanged { value, .. } => Ok(format!("{key} already {value}")),
             Edit::Changed { old, new, line, bytes: new_bytes, .. } => {
                 let meta = fs::metadata(path).map_err(|e| e.to_string())?;
-                fsx::write_atomic(path, &new_bytes, Ownership::of(&meta)).map_err(|e| e.to_string())?;
+                files::write_atomic(path, &new_bytes, Ownership::of(&meta)).map_err(|e| e.to_string())?;
                 Ok(format!("line {line}: {key}: {} -> {new}", old.as_deref().unwrap_or("(absent)")))
             }
         }
@@ -506,7 +506,7 @@ fn finish_failure(
     install: &Install,
     runner: &Runner,
     rollback_on_failure: bool,
-    lock: crate::lock::StoreLock,
+    lock: crate::engine::lock::StoreLock,
     snap: &str,
 ) -> Result<serde_json::Value> {
     let err = step_failed(&journal, Some(snap), install);
@@ -569,7 +569,7 @@ fn show(ctx: &mut Ctx, step: Option<&Step>) {
 fn save(store: &Store, journal: &ApplyJournal) -> Result<()> {
     let Some(id) = &journal.snapshot else { return Ok(()) };
     let bytes = serde_json::to_vec_pretty(journal).unwrap_or_default();
-    fsx::write_atomic(&store.dir(id).join(JOURNAL), &bytes, Ownership::mine(fsx::PRIVATE_FILE))
+    files::write_atomic(&store.dir(id).join(JOURNAL), &bytes, Ownership::mine(files::PRIVATE_FILE))
 }
 
 /// Runs `log ID`.

@@ -2,15 +2,15 @@
 
 use serde_json::json;
 
-use crate::bitwarden::DatabaseMode;
 use crate::cli::BackupArgs;
 use crate::commands::{begin_write, human_size, offsite, prune};
 use crate::context::Ctx;
+use crate::engine::manifest::Manifest;
+use crate::engine::scope::Scope;
+use crate::engine::snapshot::{self, Request};
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
-use crate::preflight;
-use crate::scope::Scope;
-use crate::snapshot::{self, Request};
+use crate::install::facts::DatabaseMode;
+use crate::install::preflight;
 
 /// Runs `backup`.
 pub fn run(args: &BackupArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {

@@ -14,9 +14,9 @@ use walkdir::WalkDir;
 use crate::cli::{BackupArgs, Command, DemoArgs, DiffArgs, EditArgs, RollbackArgs, ScopeArgs, VerifyArgs};
 use crate::commands::human_size;
 use crate::context::Ctx;
+use crate::engine::verify::hash_file;
 use crate::error::{Error, Result};
 use crate::sample::{self, SampleOptions};
-use crate::verify::hash_file;
 
 /// Runs `demo`.
 pub fn run(args: &DemoArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
@@ -146,7 +146,7 @@ fn fingerprint(install: &Path) -> Result<BTreeMap<String, String>> {
         let what = if meta.file_type().is_symlink() {
             format!("link {}", fs::read_link(path).map(|t| t.display().to_string()).unwrap_or_default())
         } else if meta.is_file() {
-            let d = hash_file(path, &crate::progress::Progress::hidden(0))
+            let d = hash_file(path, &crate::engine::progress::Progress::hidden(0))
                 .map_err(|e| Error::io("cannot read", path, e))?;
             format!("file {}", d.sha256)
         } else if rel.is_empty() {

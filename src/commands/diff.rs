@@ -7,14 +7,14 @@ use std::io::Read;
 use serde_json::json;
 use similar::TextDiff;
 
-use crate::archive;
 use crate::cli::DiffArgs;
-use crate::config::{Config, KNOWN_KEYS};
 use crate::context::Ctx;
+use crate::engine::archive;
+use crate::engine::manifest::ARCHIVE;
+use crate::engine::progress::Progress;
+use crate::engine::store::Store;
 use crate::error::{Error, Result};
-use crate::manifest::ARCHIVE;
-use crate::progress::Progress;
-use crate::store::Store;
+use crate::install::config::{Config, KNOWN_KEYS};
 
 /// Runs `diff`.
 pub fn run(args: &DiffArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {

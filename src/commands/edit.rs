@@ -9,14 +9,14 @@ use sha2::{Digest, Sha256};
 use crate::cli::{EditArgs, SetArgs};
 use crate::commands::backup::{live_warning, summary};
 use crate::commands::begin_write;
-use crate::config::{self, Config, ConfigError, Edit};
 use crate::context::Ctx;
+use crate::engine::manifest::hex;
+use crate::engine::scope::Scope;
+use crate::engine::snapshot::{self, Request};
 use crate::error::{Error, Result};
-use crate::fsx::{self, Ownership};
-use crate::manifest::hex;
-use crate::preflight;
-use crate::scope::Scope;
-use crate::snapshot::{self, Request};
+use crate::files::{self, Ownership};
+use crate::install::config::{self, Config, ConfigError, Edit};
+use crate::install::preflight;
 
 /// Runs `enable-scim` (`on`) or `disable-scim`.
 pub fn run_scim(on: bool, args: &EditArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
@@ -107,7 +107,7 @@ fn edit(ctx: &mut Ctx, key: &str, value: &str, args: &EditArgs, reason: &str) ->
         return Err(Error::Failed { message: "the planned edit vanished".into(), hint: None });
     };
     let meta = fs::metadata(&path).map_err(|e| Error::io("cannot read", &path, e))?;
-    fsx::write_atomic(&path, &bytes, Ownership::of(&meta))?;
+    files::write_atomic(&path, &bytes, Ownership::of(&meta))?;
     if read_config(&path)? != bytes {
         return Err(Error::Failed {
             message: format!("{} does not hold what was written", path.display()),

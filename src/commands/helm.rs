@@ -13,11 +13,11 @@ use crate::cli::EditArgs;
 use crate::commands::backup::summary;
 use crate::commands::begin_write;
 use crate::context::{Ctx, DEFAULT_STORE_NAME, Install};
+use crate::engine::scope::Scope;
+use crate::engine::snapshot::{self, Request};
 use crate::error::{Error, Result};
-use crate::fsx::{self, Ownership};
-use crate::helm;
-use crate::scope::Scope;
-use crate::snapshot::{self, Request};
+use crate::files::{self, Ownership};
+use crate::install::helm;
 
 /// The "install" of a values file: its directory, the file as the one
 /// part, and the store (`--store`, or `bwguard-snapshots` beside the file).
@@ -88,7 +88,7 @@ pub fn run(ctx: &mut Ctx, enabled: bool, file: &Path, args: &EditArgs) -> Result
         });
     }
     let meta = fs::metadata(&path).map_err(|e| Error::io("cannot read", &path, e))?;
-    fsx::write_atomic(&path, &planned, Ownership::of(&meta))?;
+    files::write_atomic(&path, &planned, Ownership::of(&meta))?;
     ctx.out.result(format!(
         "Set component.scim.enabled: {enabled} in {}; snapshot {} holds the previous file",
         path.display(),

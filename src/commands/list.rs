@@ -5,9 +5,9 @@ use serde_json::json;
 
 use crate::commands::{human_age, human_size};
 use crate::context::Ctx;
+use crate::engine::manifest::Manifest;
+use crate::engine::store::Store;
 use crate::error::Result;
-use crate::manifest::Manifest;
-use crate::store::Store;
 
 /// Runs `list`.
 pub fn run(ctx: &mut Ctx) -> Result<serde_json::Value> {

@@ -20,11 +20,11 @@ pub mod verify;
 use std::io::BufRead;
 
 use crate::context::{Ctx, Install};
+use crate::engine::lock::StoreLock;
+use crate::engine::restore;
+use crate::engine::store::Store;
 use crate::error::{Error, Result};
-use crate::fsx;
-use crate::lock::StoreLock;
-use crate::restore;
-use crate::store::Store;
+use crate::files;
 
 /// Starts a writing run: takes the store lock, then finishes or undoes an
 /// interrupted rollback and removes incomplete snapshots, saying so.
@@ -37,9 +37,9 @@ pub fn begin_write(ctx: &mut Ctx, install: &Install, command: &str) -> Result<(S
     for id in store.remove_incomplete()? {
         ctx.out.warn(format!("removed incomplete snapshot {id} left by an interrupted run"));
     }
-    let config_tmp = fsx::temp_name(&install.config_path());
+    let config_tmp = files::temp_name(&install.config_path());
     if config_tmp.exists() {
-        fsx::remove_any(&config_tmp)?;
+        files::remove_any(&config_tmp)?;
         ctx.out.warn(format!(
             "removed {} left by an interrupted config edit; config.yml itself was never half-written",
             config_tmp.display()
@@ -83,4 +83,4 @@ pub fn confirm(ctx: &mut Ctx, question: &str) -> Result<bool> {
     Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
-pub use crate::units::{human_age, human_size};
+pub use crate::report::human::{human_age, human_size};

@@ -13,13 +13,13 @@ use crate::commands::list::seconds_since;
 use crate::commands::verify::check_each;
 use crate::commands::{begin_write, human_age, human_size};
 use crate::context::{Ctx, Install};
+use crate::engine::progress::Progress;
+use crate::engine::store::{Store, id_key};
 use crate::error::{Error, Result};
 use crate::offsite::crypt::{self, Identities};
 use crate::offsite::remote::{self, Remote, Remotes};
 use crate::offsite::{self, Pushed, RemoteManifest};
-use crate::progress::Progress;
-use crate::retention::{Candidate, Policy};
-use crate::store::{Store, id_key};
+use crate::schedule::retention::{Candidate, Policy};
 
 /// Runs a `remote` subcommand.
 pub fn run_remote(cmd: &RemoteCommand, ctx: &mut Ctx) -> Result<serde_json::Value> {
@@ -296,7 +296,7 @@ pub fn rollback_dry_run(
     let (name, found) = pick(&store.root, Some(remote))?;
     let client = found.client()?;
     let (id, rm) = offsite::open_or_newest(&client, &name, id)?;
-    let local = store.dir(&id).join(crate::manifest::MANIFEST).is_file();
+    let local = store.dir(&id).join(crate::engine::manifest::MANIFEST).is_file();
     ctx.out.result(format!(
         "dry run: would {}roll back to snapshot {id} ({}, {}, Bitwarden {}); nothing changed",
         if local {

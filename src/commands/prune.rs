@@ -11,12 +11,12 @@ use serde_json::json;
 use crate::cli::PruneArgs;
 use crate::commands::begin_write;
 use crate::context::Ctx;
+use crate::engine::progress::Progress;
+use crate::engine::store::Store;
+use crate::engine::verify::check_files;
 use crate::error::{Error, Result};
-use crate::fsx;
-use crate::progress::Progress;
-use crate::retention::{self, Candidate, Policy};
-use crate::store::Store;
-use crate::verify::check_files;
+use crate::files;
+use crate::schedule::retention::{self, Candidate, Policy};
 
 /// The file in the store holding the policy `schedule install` saved.
 pub const POLICY_FILE: &str = "retention.json";
@@ -47,10 +47,10 @@ pub fn saved_policy(store: &Store) -> Result<Option<Policy>> {
 
 /// Saves `policy` in the store for `backup --prune`.
 pub fn save_policy(store: &Store, policy: &Policy) -> Result<()> {
-    fsx::ensure_private_dir(&store.root)?;
+    files::ensure_private_dir(&store.root)?;
     let bytes = serde_json::to_vec_pretty(policy).unwrap_or_default();
-    let own = fsx::Ownership::mine(fsx::PRIVATE_FILE);
-    fsx::write_atomic(&store.root.join(POLICY_FILE), &bytes, own)
+    let own = files::Ownership::mine(files::PRIVATE_FILE);
+    files::write_atomic(&store.root.join(POLICY_FILE), &bytes, own)
 }
 
 /// Applies `policy` to the snapshots in `store` (the caller holds the lock).

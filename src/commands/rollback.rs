@@ -4,18 +4,18 @@
 
 use serde_json::json;
 
-use crate::bitwarden;
 use crate::cli::{Only, RollbackArgs};
 use crate::commands::{begin_write, confirm, human_size, offsite};
 use crate::context::{Ctx, Install};
+use crate::engine::progress::Progress;
+use crate::engine::restore::{self, Journal, Phase, Unit};
+use crate::engine::scope::{self, Scope};
+use crate::engine::snapshot::{self, Request};
+use crate::engine::store::Store;
+use crate::engine::verify::check_files;
 use crate::error::{Error, Result};
-use crate::preflight::{self, Need};
-use crate::progress::Progress;
-use crate::restore::{self, Journal, Phase, Unit};
-use crate::scope::{self, Scope};
-use crate::snapshot::{self, Request};
-use crate::store::Store;
-use crate::verify::check_files;
+use crate::install::facts;
+use crate::install::preflight::{self, Need};
 
 /// Deflate level of the `before rollback` snapshot: stored, not compressed.
 pub const SAFETY_LEVEL: u32 = 0;
@@ -69,8 +69,8 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     ));
     ctx.out.detail(format!("parts: {}", parts.join(", ")));
     let restores_data = units.iter().any(|u| u.rel == install.rel("mssql"));
-    let running = bitwarden::read_info(&install);
-    let version_change = bitwarden::version_change(
+    let running = facts::read_info(&install);
+    let version_change = facts::version_change(
         manifest.bitwarden.core_version.as_deref(),
         running.core_version.as_deref(),
         restores_data,

@@ -1,6 +1,6 @@
 //! `schedule install|remove|print`: systemd units (or a cron line) that run
 //! `bwguard backup --scheduled --prune` by absolute paths. Rendering is pure
-//! (`crate::schedule`); this file writes, enables and removes.
+//! (`crate::schedule::units`); this file writes, enables and removes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,8 +12,8 @@ use crate::commands::begin_write;
 use crate::commands::prune::{POLICY_FILE, save_policy};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
-use crate::fsx;
-use crate::schedule::{self, Job};
+use crate::files;
+use crate::schedule::units::{self, Job};
 
 /// Unit file names.
 pub const SERVICE: &str = "bwguard-backup.service";
@@ -32,7 +32,7 @@ pub fn run(cmd: &ScheduleCommand, ctx: &mut Ctx) -> Result<serde_json::Value> {
 /// The job for this install: this binary, the data directory and the
 /// store, all absolute.
 fn job(args: &JobArgs, ctx: &Ctx) -> Result<Job> {
-    schedule::check_calendar(&args.calendar).map_err(Error::Usage)?;
+    units::check_calendar(&args.calendar).map_err(Error::Usage)?;
     let install = ctx.install()?;
     let exe = std::env::current_exe().map_err(|e| Error::io("cannot find", "the bwguard binary", e))?;
     let exe = exe.canonicalize().unwrap_or(exe);
@@ -51,14 +51,14 @@ fn job(args: &JobArgs, ctx: &Ctx) -> Result<Job> {
 fn print(args: &SchedulePrintArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     let job = job(&args.job, ctx)?;
     if args.cron {
-        let line = schedule::render_cron(&job, true).map_err(Error::Usage)?;
+        let line = units::render_cron(&job, true).map_err(Error::Usage)?;
         ctx.out.result(format!(
             "# /etc/cron.d/bwguard-backup (no dots in the name: cron skips such files)\n{}",
             line.trim_end()
         ));
         return Ok(json!({"cron": line}));
     }
-    let (service, timer) = (schedule::render_service(&job), schedule::render_timer(&job));
+    let (service, timer) = (units::render_service(&job), units::render_timer(&job));
     ctx.out.result(format!("# {SERVICE}\n{service}\n# {TIMER}\n{timer}"));
     Ok(json!({"service": service, "timer": timer}))
 }
@@ -86,10 +86,10 @@ fn install(args: &ScheduleArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     }
     let dir = &args.dir.unit_dir;
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
-    let own = fsx::Ownership::mine(0o644);
-    let (service, timer) = (schedule::render_service(&job), schedule::render_timer(&job));
-    fsx::write_atomic(&dir.join(SERVICE), service.as_bytes(), own)?;
-    fsx::write_atomic(&dir.join(TIMER), timer.as_bytes(), own)?;
+    let own = files::Ownership::mine(0o644);
+    let (service, timer) = (units::render_service(&job), units::render_timer(&job));
+    files::write_atomic(&dir.join(SERVICE), service.as_bytes(), own)?;
+    files::write_atomic(&dir.join(TIMER), timer.as_bytes(), own)?;
     ctx.out.result(format!("wrote {} and {}", dir.join(SERVICE).display(), dir.join(TIMER).display()));
     let steps = [vec!["daemon-reload"], vec!["enable", "--now", TIMER]];
     let ran = systemctl(ctx, &steps, "enable the timer")?;
@@ -116,12 +116,12 @@ fn remove(args: &UnitDirArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     let ran =
         if present { systemctl(ctx, &[vec!["disable", "--now", TIMER]], "stop the timer")? } else { false };
     for name in [SERVICE, TIMER] {
-        fsx::remove_any(&dir.join(name))?;
+        files::remove_any(&dir.join(name))?;
     }
     if present {
         systemctl(ctx, &[vec!["daemon-reload"]], "forget the units")?;
     }
-    fsx::remove_any(&store.root.join(POLICY_FILE))?;
+    files::remove_any(&store.root.join(POLICY_FILE))?;
     ctx.out.result(if present {
         format!("removed {SERVICE} and {TIMER} from {} and the saved retention policy", dir.display())
     } else {

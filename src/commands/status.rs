@@ -4,24 +4,24 @@ use std::fs;
 
 use serde_json::json;
 
-use crate::bitwarden;
 use crate::cli::StatusArgs;
 use crate::commands::list::age;
 use crate::commands::{human_age, human_size};
-use crate::config::Config;
 use crate::context::Ctx;
+use crate::engine::progress::Progress;
+use crate::engine::restore::Journal;
+use crate::engine::store::Store;
+use crate::engine::verify::check_files;
 use crate::error::{Error, Result};
-use crate::fsx;
-use crate::progress::Progress;
-use crate::restore::Journal;
-use crate::store::Store;
-use crate::verify::check_files;
+use crate::files;
+use crate::install::config::Config;
+use crate::install::facts;
 
 /// Runs `status`.
 pub fn run(args: &StatusArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     let install = ctx.install()?;
     let store = Store::new(&install.store);
-    let info = bitwarden::read_info(&install);
+    let info = facts::read_info(&install);
     let config = fs::read(install.config_path())
         .map_err(|e| e.to_string())
         .and_then(|b| Config::parse(&b).map_err(|e| e.to_string()));
@@ -34,14 +34,17 @@ pub fn run(args: &StatusArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
         },
         Err(e) => format!("config.yml unreadable: {e}"),
     };
-    let scan = crate::live::scan(&crate::preflight::database_dir(&install), std::path::Path::new("/proc"));
+    let scan = crate::install::live::scan(
+        &crate::install::preflight::database_dir(&install),
+        std::path::Path::new("/proc"),
+    );
     let open = !scan.holders.is_empty();
     let listed = store.list()?;
     let newest = listed.iter().find_map(|l| l.manifest.as_ref().ok());
     let journal = Journal::read(&store).ok().flatten();
     let incomplete = store.incomplete()?;
-    let free_data = fsx::free_space(&install.data).ok();
-    let free_store = fsx::free_space(if store.root.exists() { &store.root } else { &install.dir }).ok();
+    let free_data = files::free_space(&install.data).ok();
+    let free_store = files::free_space(if store.root.exists() { &store.root } else { &install.dir }).ok();
 
     let out = &mut ctx.out;
     out.result(format!("install      {}", install.dir.display()));
@@ -60,7 +63,7 @@ pub fn run(args: &StatusArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
         "db files     {}",
         if open {
             format!("OPEN: {} (stop Bitwarden before a backup or rollback)", scan.describe())
-        } else if scan.unreadable > 0 && !crate::fsx::is_root() {
+        } else if scan.unreadable > 0 && !crate::files::is_root() {
             "not open by any process this user can see (run as root to check all)".to_string()
         } else if scan.unreadable > 0 {
             format!("closed ({} processes could not be inspected)", scan.unreadable)
@@ -97,7 +100,8 @@ pub fn run(args: &StatusArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
             j.id
         ));
     }
-    let orphans = if journal.is_none() { crate::restore::orphan_staging(&install) } else { Vec::new() };
+    let orphans =
+        if journal.is_none() { crate::engine::restore::orphan_staging(&install) } else { Vec::new() };
     for o in &orphans {
         out.warn(format!(
             "{} is left from a rollback that no journal in this store accounts for",

@@ -4,10 +4,10 @@ use serde_json::json;
 
 use crate::cli::VerifyArgs;
 use crate::context::Ctx;
+use crate::engine::progress::Progress;
+use crate::engine::store::Store;
+use crate::engine::verify::check_files;
 use crate::error::{Error, Exit, Result};
-use crate::progress::Progress;
-use crate::store::Store;
-use crate::verify::check_files;
 
 /// Runs `verify`.
 pub fn run(args: &VerifyArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {

@@ -40,18 +40,18 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::archive::{self, CHUNK, ChannelReader, Digest256, HashReader};
-use crate::error::{Error, Result};
-use crate::fsx;
-use crate::manifest::{
+use crate::engine::archive::{self, CHUNK, ChannelReader, Digest256, HashReader};
+use crate::engine::manifest::{
     ARCHIVE, ARCHIVE_SUM, ArchiveInfo, BitwardenInfo, MANIFEST, Manifest, SUMS, hex, sum_line,
 };
+use crate::engine::progress::Progress;
+use crate::engine::store::{Store, is_id};
+use crate::engine::verify;
+use crate::error::{Error, Result};
+use crate::files;
 use crate::offsite::crypt::Identities;
 use crate::offsite::remote::Remote;
 use crate::offsite::s3::{Client, S3Error, UploadedPart};
-use crate::progress::Progress;
-use crate::store::{Store, is_id};
-use crate::verify;
 
 /// The encrypted snapshot.
 pub const OBJECT: &str = "snapshot.tar.age";
@@ -154,7 +154,7 @@ pub fn list(client: &Client) -> Result<(Vec<Listed>, Vec<String>)> {
             incomplete.push(id);
         }
     }
-    complete.sort_by_key(|l| std::cmp::Reverse(crate::store::id_key(&l.id)));
+    complete.sort_by_key(|l| std::cmp::Reverse(crate::engine::store::id_key(&l.id)));
     Ok((complete, incomplete))
 }
 
@@ -276,7 +276,7 @@ pub fn abandon_pending(client: &Client, store: &Store, name: &str) -> Result<Opt
 
 /// Removes the record of an upload in flight to remote `name`.
 pub fn forget_pending(store: &Store, name: &str) -> Result<()> {
-    fsx::remove_any(&pending_path(store, name))
+    files::remove_any(&pending_path(store, name))
 }
 
 /// Copies snapshot `id` of `store` to the remote, encrypted (the caller
@@ -313,7 +313,11 @@ pub fn push(
     let upload_id = client.create_multipart(&object).map_err(s3_error)?;
     let pending = serde_json::to_vec(&PendingUpload { id: id.to_string(), upload_id: upload_id.clone() })
         .unwrap_or_default();
-    fsx::write_atomic(&pending_path(store, remote_name), &pending, fsx::Ownership::mine(fsx::PRIVATE_FILE))?;
+    files::write_atomic(
+        &pending_path(store, remote_name),
+        &pending,
+        files::Ownership::mine(files::PRIVATE_FILE),
+    )?;
     let progress = Progress::new(&format!("push {id}"), m.archive.size, progress_visible);
     let sent = upload(client, &object, &upload_id, part, &remote.recipients, &dir, &m, &progress).and_then(
         |(parts, cipher)| {
@@ -327,7 +331,7 @@ pub fn push(
             // Best effort: the parts cost storage until abandoned; a failure
             // here leaves the record for the next push to retry.
             if client.abort_multipart(&object, &upload_id).is_ok() {
-                let _ = fsx::remove_any(&pending_path(store, remote_name));
+                let _ = files::remove_any(&pending_path(store, remote_name));
             }
             return Err(e);
         }
@@ -367,7 +371,7 @@ pub fn push(
     let mut bytes = serde_json::to_vec_pretty(&rm).unwrap_or_default();
     bytes.push(b'\n');
     client.put(&rel(id, REMOTE_MANIFEST), &bytes).map_err(s3_error)?;
-    fsx::remove_any(&pending_path(store, remote_name))?;
+    files::remove_any(&pending_path(store, remote_name))?;
     Ok(Pushed::Uploaded(rm))
 }
 
@@ -555,8 +559,8 @@ pub fn verify(
                     return Ok(());
                 };
                 let expected = match name {
-                    SUMS => crate::manifest::render_sums(&m.entries),
-                    ARCHIVE_SUM => crate::manifest::render_archive_sum(&m.archive.sha256),
+                    SUMS => crate::engine::manifest::render_sums(&m.entries),
+                    ARCHIVE_SUM => crate::engine::manifest::render_archive_sum(&m.archive.sha256),
                     _ => return verify::check_digest(m, &scan_entry(entry, m)?),
                 };
                 let mut hashed = HashReader::new(entry);
@@ -791,15 +795,15 @@ pub fn pull(
     progress: &Progress,
 ) -> Result<Manifest> {
     check_sum_object(client, rm)?;
-    fsx::ensure_private_dir(&store.root)?;
-    crate::preflight::room(&[crate::preflight::Need {
+    files::ensure_private_dir(&store.root)?;
+    crate::install::preflight::room(&[crate::install::preflight::Need {
         path: store.root.clone(),
-        bytes: crate::preflight::on_disk(rm.archive.size)
+        bytes: crate::install::preflight::on_disk(rm.archive.size)
             .saturating_add(SMALL_MAX.min(rm.archive.size / 4 + (1 << 20))),
         what: format!("snapshot {}", rm.id),
     }])?;
     let dir = store.dir(&rm.id);
-    fsx::create_private_dir(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+    files::create_private_dir(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
     let pulled = (|| {
         let (body, net) = NetReader::new(open_object(client, rm)?);
         let mut cipher = HashReader::new(ProgressReader { inner: body, progress: Some(progress) });
@@ -809,8 +813,8 @@ pub fn pull(
             let mut digest = None;
             walk_inner(&rm.id, rm.archive.size, plain, |name, entry| {
                 let target =
-                    if name == MANIFEST { fsx::temp_name(&dir.join(MANIFEST)) } else { dir.join(name) };
-                let mut file = fsx::create_private_file(&target)?;
+                    if name == MANIFEST { files::temp_name(&dir.join(MANIFEST)) } else { dir.join(name) };
+                let mut file = files::create_private_file(&target)?;
                 let mut hashed = HashReader::new(entry);
                 copy_to(&mut hashed, &mut file, &target, &rm.id)?;
                 file.sync_all().map_err(|e| Error::io("cannot flush", &target, e))?;
@@ -833,16 +837,16 @@ pub fn pull(
             &digest.ok_or_else(|| Error::integrity(&rm.id, "the copy holds no archive"))?,
         )?;
         verify::check_small(&dir, &m)?;
-        fsx::sync_dir(&dir)?;
-        let temp = fsx::temp_name(&dir.join(MANIFEST));
+        files::sync_dir(&dir)?;
+        let temp = files::temp_name(&dir.join(MANIFEST));
         std::fs::rename(&temp, dir.join(MANIFEST)).map_err(|e| Error::io("cannot rename", &temp, e))?;
-        fsx::sync_dir(&dir)?;
-        fsx::sync_dir(&store.root)?;
+        files::sync_dir(&dir)?;
+        files::sync_dir(&store.root)?;
         Ok(m)
     })();
     if pulled.is_err() {
-        let _ = fsx::remove_any(&dir);
-        let _ = fsx::sync_dir(&store.root);
+        let _ = files::remove_any(&dir);
+        let _ = files::sync_dir(&store.root);
     }
     pulled
 }

@@ -11,7 +11,7 @@ use rusty_s3::Credentials;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fsx;
+use crate::files;
 use crate::offsite::s3::{Client, Endpoint};
 
 /// The file in the store that lists the remotes.
@@ -97,10 +97,10 @@ impl Remotes {
 
     /// Saves the remotes in the store, atomically, mode 0600.
     pub fn save(&self, store: &Path) -> Result<()> {
-        fsx::ensure_private_dir(store)?;
+        files::ensure_private_dir(store)?;
         let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
         bytes.push(b'\n');
-        fsx::write_atomic(&store.join(REMOTES_FILE), &bytes, fsx::Ownership::mine(fsx::PRIVATE_FILE))
+        files::write_atomic(&store.join(REMOTES_FILE), &bytes, files::Ownership::mine(files::PRIVATE_FILE))
     }
 
     /// The remote called `name` (exit 2 if there is none).

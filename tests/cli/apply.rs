@@ -201,7 +201,7 @@ fn dry_run_runs_nothing() {
 #[test]
 fn bitwarden_sh_runs_as_the_owner_and_root_installs_need_yes() {
     use std::os::unix::fs::lchown;
-    if !bwguard::fsx::is_root() {
+    if !bwguard::files::is_root() {
         eprintln!("SKIPPED: needs root");
         assert!(std::env::var_os("CI").is_none());
         return;

@@ -85,7 +85,7 @@ fn env_with(config: &[u8]) -> TestEnv {
     env.set_config(config);
     let path = env.config_path();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).expect("chmod config.yml");
-    if bwguard::fsx::is_root() {
+    if bwguard::files::is_root() {
         std::os::unix::fs::chown(&path, Some(OWNER.0), Some(OWNER.1)).expect("chown config.yml");
     }
     fs::File::options()

@@ -31,11 +31,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bwguard::context::Install;
-use bwguard::fsx::free_space;
-use bwguard::preflight::{on_disk, snapshot_bound};
+use bwguard::engine::scope::{self, Scope};
+use bwguard::engine::store::is_id;
+use bwguard::files::free_space;
+use bwguard::install::preflight::{on_disk, snapshot_bound};
 use bwguard::sample::{SampleOptions, generate};
-use bwguard::scope::{self, Scope};
-use bwguard::store::is_id;
 
 use crate::support::{BIN, Run, TestEnv, assert_same_tree};
 
@@ -579,7 +579,7 @@ fn a_store_inside_the_data_directory_is_refused_and_nothing_is_created() {
 
 #[test]
 fn an_unreadable_file_in_the_scope_fails_naming_it_and_leaves_no_snapshot() {
-    if !bwguard::fsx::is_root() {
+    if !bwguard::files::is_root() {
         skip_or_fail::<()>("running bwguard as uid 65534 on a chowned install needs root");
         return;
     }

@@ -15,7 +15,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use bwguard::manifest::{Entry, EntryType, Manifest, Part, hex, render_archive_sum, render_sums};
+use bwguard::engine::manifest::{Entry, EntryType, Manifest, Part, hex, render_archive_sum, render_sums};
 use sha2::{Digest, Sha256};
 
 use crate::support::{Run, TestEnv, assert_same_tree};

@@ -144,7 +144,7 @@ fn an_unprivileged_run_that_cannot_see_sql_servers_files_still_refuses() {
     // As another user, /proc/PID/fd of a root process cannot be followed;
     // a running `sqlservr` then counts as holding the database.
     use std::os::unix::fs::{PermissionsExt, lchown};
-    if !bwguard::fsx::is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+    if !bwguard::files::is_root() || Command::new("setpriv").arg("--version").output().is_err() {
         assert!(std::env::var_os("CI").is_none(), "this test needs root and setpriv in CI");
         eprintln!("SKIPPED: needs root and setpriv");
         return;

@@ -187,7 +187,7 @@ pub fn tree_of(root: &Path, with_meta: bool) -> BTreeMap<String, String> {
         let what = if m.file_type().is_symlink() {
             format!("link {}", fs::read_link(e.path()).unwrap().display())
         } else if m.is_file() {
-            format!("file {}", bwguard::manifest::hex(&Sha256::digest(fs::read(e.path()).unwrap())))
+            format!("file {}", bwguard::engine::manifest::hex(&Sha256::digest(fs::read(e.path()).unwrap())))
         } else {
             "dir".into()
         };

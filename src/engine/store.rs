@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
+use crate::engine::manifest::{MANIFEST, Manifest};
 use crate::error::{Error, Result};
-use crate::fsx;
-use crate::manifest::{MANIFEST, Manifest};
+use crate::files;
 
 /// The store directory.
 #[derive(Debug, Clone)]
@@ -116,10 +116,10 @@ impl Store {
     pub fn remove_incomplete(&self) -> Result<Vec<String>> {
         let ids = self.incomplete()?;
         for id in &ids {
-            fsx::remove_any(&self.dir(id))?;
+            files::remove_any(&self.dir(id))?;
         }
         if !ids.is_empty() {
-            fsx::sync_dir(&self.root)?;
+            files::sync_dir(&self.root)?;
         }
         Ok(ids)
     }
@@ -142,9 +142,9 @@ impl Store {
     pub fn rewrite_manifest(&self, manifest: &Manifest) -> Result<()> {
         let path = self.dir(&manifest.id).join(MANIFEST);
         let own = fs::metadata(&path)
-            .map(|m| fsx::Ownership::of(&m))
-            .unwrap_or_else(|_| fsx::Ownership::mine(fsx::PRIVATE_FILE));
-        fsx::write_atomic(&path, &manifest.render(), own)
+            .map(|m| files::Ownership::of(&m))
+            .unwrap_or_else(|_| files::Ownership::mine(files::PRIVATE_FILE));
+        files::write_atomic(&path, &manifest.render(), own)
     }
 
     /// Deletes snapshot `id`: its manifest first, so an interrupted delete
@@ -152,10 +152,10 @@ impl Store {
     /// writing run) rather than a listed snapshot with missing files.
     pub fn delete(&self, id: &str) -> Result<()> {
         let dir = self.dir(id);
-        fsx::remove_any(&dir.join(MANIFEST))?;
-        fsx::sync_dir(&dir)?;
-        fsx::remove_any(&dir)?;
-        fsx::sync_dir(&self.root)
+        files::remove_any(&dir.join(MANIFEST))?;
+        files::sync_dir(&dir)?;
+        files::remove_any(&dir)?;
+        files::sync_dir(&self.root)
     }
 
     /// The id of the newest complete snapshot, if any.
@@ -186,12 +186,12 @@ impl Store {
     /// Creates the directory of a new snapshot taken at `now` (mode 0700)
     /// and returns its id and path.
     pub fn create_dir(&self, now: DateTime<Utc>) -> Result<(String, PathBuf)> {
-        fsx::ensure_private_dir(&self.root)?;
+        files::ensure_private_dir(&self.root)?;
         let base = now.format("%Y%m%dT%H%M%SZ").to_string();
         for seq in 1.. {
             let id = if seq == 1 { base.clone() } else { format!("{base}-{seq}") };
             let dir = self.dir(&id);
-            match fsx::create_private_dir(&dir) {
+            match files::create_private_dir(&dir) {
                 Ok(()) => return Ok((id, dir)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(Error::io("cannot create snapshot directory", &dir, e)),

@@ -27,8 +27,8 @@ use std::thread::JoinHandle;
 
 use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompress, Status};
 
-use crate::fsx;
-use crate::readback::{Outcome, ReadBack};
+use crate::engine::readback::{Outcome, ReadBack};
+use crate::files;
 
 /// Uncompressed bytes per gzip member.
 pub const BLOCK: usize = 1 << 20;
@@ -400,7 +400,7 @@ fn write_loop(mut file: File, rx: &Receiver<Done>, read_back: ReadBack) -> io::R
     let mut size = 0u64;
     let mut next = 0u64;
     let mut waiting: BTreeMap<u64, Arc<Vec<u8>>> = BTreeMap::new();
-    let mut behind = fsx::WriteBehind::default();
+    let mut behind = files::WriteBehind::default();
     for (seq, member) in rx {
         waiting.insert(seq, member);
         while let Some(member) = waiting.remove(&next) {
@@ -425,7 +425,7 @@ fn write_loop(mut file: File, rx: &Receiver<Done>, read_back: ReadBack) -> io::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::hex;
+    use crate::engine::manifest::hex;
     use sha2::{Digest, Sha256};
     use std::io::Read;
 
@@ -439,7 +439,7 @@ mod tests {
         }
         let (file, read_back) = gz.finish().unwrap();
         let raw = std::fs::read(&path).unwrap();
-        assert_eq!(read_back.from_device, crate::readback::direct_reads_reach_the_disk(&file));
+        assert_eq!(read_back.from_device, crate::engine::readback::direct_reads_reach_the_disk(&file));
         assert_eq!(read_back.digest.size, raw.len() as u64);
         assert_eq!(read_back.digest.sha256, hex(&Sha256::digest(&raw)));
         let mut out = Vec::new();
@@ -650,7 +650,7 @@ mod tests {
             Err(e) => e,
             Ok(()) => gz.finish().map(|_| ()).unwrap_err(),
         };
-        assert!(crate::readback::is_mismatch(&err), "{err}");
+        assert!(crate::engine::readback::is_mismatch(&err), "{err}");
     }
 
     #[test]

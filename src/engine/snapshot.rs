@@ -13,22 +13,22 @@ use std::path::Path;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::archive;
-use crate::bitwarden;
 use crate::context::Install;
-use crate::error::{Error, Result};
-use crate::fsx;
-use crate::gz::{self, ParallelGz};
-use crate::manifest::{
+use crate::engine::archive;
+use crate::engine::gz::{self, ParallelGz};
+use crate::engine::manifest::{
     ARCHIVE, ARCHIVE_SUM, ArchiveInfo, Compression, FORMAT, MANIFEST, Manifest, SUMS, render_archive_sum,
     render_sums,
 };
-use crate::preflight::{self, Need};
-use crate::progress::Progress;
-use crate::readback::{self, ReadBack};
-use crate::scope::{self, Scope};
-use crate::store::Store;
-use crate::verify;
+use crate::engine::progress::Progress;
+use crate::engine::readback::{self, ReadBack};
+use crate::engine::scope::{self, Scope};
+use crate::engine::store::Store;
+use crate::engine::verify;
+use crate::error::{Error, Result};
+use crate::files;
+use crate::install::facts;
+use crate::install::preflight::{self, Need};
 
 /// Default deflate level.
 pub const DEFAULT_LEVEL: u32 = 2;
@@ -81,7 +81,7 @@ pub fn take(install: &Install, store: &Store, req: &Request, now: DateTime<Utc>)
     if result.is_err() {
         // Never leave a half snapshot; a failure to remove it is reported by
         // the next writing run, which removes directories without manifest.
-        let _ = fsx::remove_any(&dir);
+        let _ = files::remove_any(&dir);
     }
     result
 }
@@ -91,14 +91,14 @@ fn write_snapshot(
     (id, dir): (&str, &Path),
     req: &Request,
     now: DateTime<Utc>,
-    parts: Vec<crate::manifest::Part>,
+    parts: Vec<crate::engine::manifest::Part>,
     sources: &[archive::Source],
     open_at_start: bool,
 ) -> Result<Manifest> {
     let total: u64 = sources.iter().filter(|s| s.meta.is_file()).map(|s| s.meta.len()).sum();
     let progress = Progress::new("backup", total, req.progress);
     let archive_path = dir.join(ARCHIVE);
-    let file = fsx::create_private_file(&archive_path)?;
+    let file = files::create_private_file(&archive_path)?;
     let gz = ParallelGz::new(file, req.level, gz::default_workers(), ReadBack::start(&archive_path));
     let mut builder = tar::Builder::new(gz);
     let (entries, changed) =
@@ -130,9 +130,9 @@ fn write_snapshot(
         // A Helm values file: the database is the cluster's.
         bitwarden: match req.scope {
             Scope::Files(_) => {
-                crate::manifest::BitwardenInfo { database: "external".into(), ..Default::default() }
+                crate::engine::manifest::BitwardenInfo { database: "external".into(), ..Default::default() }
             }
-            _ => bitwarden::read_info(install),
+            _ => facts::read_info(install),
         },
         consistency: if live { "live" } else { "cold" }.into(),
         compression: Compression { format: "gzip".into(), level: req.level },
@@ -148,10 +148,10 @@ fn write_snapshot(
     };
     write_private(&dir.join(SUMS), render_sums(&manifest.entries).as_bytes())?;
     write_private(&dir.join(ARCHIVE_SUM), render_archive_sum(&manifest.archive.sha256).as_bytes())?;
-    fsx::sync_dir(dir)?;
+    files::sync_dir(dir)?;
 
     // The archive was read back from the device while it was written
-    // (crate::readback), byte for byte against what was written; where the
+    // (crate::engine::readback), byte for byte against what was written; where the
     // filesystem refuses direct reads or might serve them from the page
     // cache, it is read back now, flushed and dropped from the cache,
     // against the digest of what was written. Every member was
@@ -166,11 +166,11 @@ fn write_snapshot(
         verify::check_files(dir, &manifest, false, &progress)?;
     }
 
-    let tmp = fsx::temp_name(&dir.join(MANIFEST));
+    let tmp = files::temp_name(&dir.join(MANIFEST));
     write_private(&tmp, &manifest.render())?;
     fs::rename(&tmp, dir.join(MANIFEST)).map_err(|e| Error::io("cannot rename into place", &tmp, e))?;
-    fsx::sync_dir(dir)?;
-    fsx::sync_dir(dir.parent().unwrap_or(Path::new("/")))?;
+    files::sync_dir(dir)?;
+    files::sync_dir(dir.parent().unwrap_or(Path::new("/")))?;
     Ok(manifest)
 }
 
@@ -188,7 +188,7 @@ fn integrity_if_mismatch(id: &str, e: Error) -> Error {
 
 /// Writes a new 0600 file and flushes it.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f: File = fsx::create_private_file(path)?;
+    let mut f: File = files::create_private_file(path)?;
     f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io("cannot write", path, e))
 }
 
@@ -201,8 +201,8 @@ fn drop_cache(file: &File) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::readback::Mismatch;
     use crate::error::Exit;
-    use crate::readback::Mismatch;
 
     #[test]
     fn a_read_back_mismatch_is_an_integrity_failure_however_it_arrives() {

@@ -710,8 +710,8 @@ pub fn plan_set(original: &[u8], key: &str, value: &str, add_missing: bool) -> R
 mod tests {
     use super::*;
 
-    const CUR: &[u8] = include_bytes!("../fixtures/config.yml");
-    const OLD: &[u8] = include_bytes!("../fixtures/config-2022.6.yml");
+    const CUR: &[u8] = include_bytes!("../../fixtures/config.yml");
+    const OLD: &[u8] = include_bytes!("../../fixtures/config-2022.6.yml");
 
     fn text(b: &[u8]) -> &str {
         std::str::from_utf8(b).unwrap()

@@ -24,13 +24,13 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{CWD, RenameFlags};
 use serde::{Deserialize, Serialize};
 
-use crate::archive::{self, CHUNK};
 use crate::context::Install;
+use crate::engine::archive::{self, CHUNK};
+use crate::engine::manifest::{ARCHIVE, Entry, EntryType, Manifest};
+use crate::engine::progress::Progress;
+use crate::engine::store::Store;
 use crate::error::{Error, Result};
-use crate::fsx::{self, Ownership};
-use crate::manifest::{ARCHIVE, Entry, EntryType, Manifest};
-use crate::progress::Progress;
-use crate::store::Store;
+use crate::files::{self, Ownership};
 
 /// Name of the staging directory created beside each restored part.
 pub const STAGING: &str = ".bwguard-staging";
@@ -117,13 +117,13 @@ impl Journal {
     /// Writes the journal atomically.
     pub fn write(&self, store: &Store) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
-        fsx::write_atomic(&Self::path(store), &bytes, Ownership::mine(fsx::PRIVATE_FILE))
+        files::write_atomic(&Self::path(store), &bytes, Ownership::mine(files::PRIVATE_FILE))
     }
 
     /// Removes the journal: the rollback is over.
     pub fn remove(store: &Store) -> Result<()> {
-        fsx::remove_any(&Self::path(store))?;
-        fsx::sync_dir(&store.root)
+        files::remove_any(&Self::path(store))?;
+        files::sync_dir(&store.root)
     }
 }
 
@@ -182,7 +182,7 @@ pub fn units_size(manifest: &Manifest, units: &[Unit]) -> (usize, u64) {
         .entries
         .iter()
         .filter(|e| units.iter().any(|u| u.contains(&e.path)))
-        .fold((0, 0u64), |(n, b), e| (n + 1, b.saturating_add(crate::preflight::on_disk(e.size))))
+        .fold((0, 0u64), |(n, b), e| (n + 1, b.saturating_add(crate::install::preflight::on_disk(e.size))))
 }
 
 /// Extracts the selected entries of the snapshot into staging, checks them,
@@ -283,7 +283,7 @@ struct Owner {
 impl Owner {
     fn current() -> Self {
         Owner {
-            root: fsx::is_root(),
+            root: files::is_root(),
             uid: rustix::process::geteuid().as_raw(),
             gid: rustix::process::getegid().as_raw(),
         }
@@ -297,7 +297,7 @@ fn write_file(dest: &Path, content: &mut dyn Read, buf: &mut [u8]) -> Result<()>
         .mode(0o600)
         .open(dest)
         .map_err(|e| Error::io("cannot create", dest, e))?;
-    let (mut written, mut behind) = (0u64, fsx::WriteBehind::default());
+    let (mut written, mut behind) = (0u64, files::WriteBehind::default());
     loop {
         let n = match content.read(buf) {
             Ok(0) => break,
@@ -324,14 +324,14 @@ fn apply_metadata(dest: &Path, e: &Entry, owner: Owner) -> Result<bool> {
         fs::set_permissions(dest, Permissions::from_mode(e.mode))
             .map_err(|err| Error::io("cannot set mode of", dest, err))?;
     }
-    fsx::set_mtime_nofollow(dest, e.mtime).map_err(|err| Error::io("cannot set mtime of", dest, err))?;
+    files::set_mtime_nofollow(dest, e.mtime).map_err(|err| Error::io("cannot set mtime of", dest, err))?;
     Ok(owner.root || (e.uid == owner.uid && e.gid == owner.gid))
 }
 
 /// Checks every staged object against the manifest: type, size, mode, mtime
 /// and (as root) owner. Content was hashed as it was written.
 fn check_staged(install: &Install, manifest: &Manifest, units: &[Unit]) -> Result<()> {
-    let root_user = fsx::is_root();
+    let root_user = files::is_root();
     for e in &manifest.entries {
         let Some(unit) = units.iter().find(|u| u.contains(&e.path)) else { continue };
         let dest = PathBuf::from(format!("{}{}", unit.staged(install).display(), &e.path[unit.rel.len()..]));
@@ -364,7 +364,7 @@ fn staging_roots(install: &Install, units: &[Unit]) -> BTreeSet<PathBuf> {
 /// Removes the staging directories of `units` (and anything left in them).
 pub fn remove_staging(install: &Install, units: &[Unit]) -> Result<()> {
     for root in staging_roots(install, units) {
-        fsx::remove_any(&root)?;
+        files::remove_any(&root)?;
     }
     Ok(())
 }
@@ -393,7 +393,7 @@ pub fn swap(install: &Install, units: &[Unit]) -> Result<()> {
             (None, None) => {}
         }
         if let Some(parent) = target.parent() {
-            fsx::sync_dir(parent)?;
+            files::sync_dir(parent)?;
         }
     }
     Ok(())

@@ -8,7 +8,7 @@
 //! device with `O_DIRECT` and compares it byte for byte with the pieces. A
 //! direct read first writes out the range's dirty cached pages and then
 //! reads the device, so what is compared is what the disk holds, whatever
-//! the cache still has (see [`crate::device`]).
+//! the cache still has (see [`crate::engine::device`]).
 //!
 //! Invariants:
 //! - Every byte handed over is hashed exactly once, in order.
@@ -31,9 +31,9 @@ use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 
-use crate::archive::Digest256;
-use crate::device::{ALIGN, Buffer, CHUNK, open_direct_only};
-use crate::manifest::hex;
+use crate::engine::archive::Digest256;
+use crate::engine::device::{ALIGN, Buffer, CHUNK, open_direct_only};
+use crate::engine::manifest::hex;
 
 /// Pieces in flight between the writer and the read-back thread.
 const QUEUE: usize = 2;

@@ -465,7 +465,7 @@ mod tests {
     fn service_matches_golden() {
         golden(
             "bwguard-backup.service",
-            include_str!("../tests/golden/bwguard-backup.service"),
+            include_str!("../../tests/golden/bwguard-backup.service"),
             &render_service(&golden_job()),
         );
     }
@@ -474,7 +474,7 @@ mod tests {
     fn timer_matches_golden() {
         golden(
             "bwguard-backup.timer",
-            include_str!("../tests/golden/bwguard-backup.timer"),
+            include_str!("../../tests/golden/bwguard-backup.timer"),
             &render_timer(&golden_job()),
         );
     }
@@ -482,10 +482,14 @@ mod tests {
     #[test]
     fn cron_lines_match_golden() {
         let job = golden_job();
-        golden("cron.d.line", include_str!("../tests/golden/cron.d.line"), &render_cron(&job, true).unwrap());
+        golden(
+            "cron.d.line",
+            include_str!("../../tests/golden/cron.d.line"),
+            &render_cron(&job, true).unwrap(),
+        );
         golden(
             "crontab.line",
-            include_str!("../tests/golden/crontab.line"),
+            include_str!("../../tests/golden/crontab.line"),
             &render_cron(&job, false).unwrap(),
         );
     }

@@ -13,7 +13,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
-use crate::fsx;
+use crate::files;
 
 /// Name of the lock file inside the store.
 pub const LOCK_FILE: &str = "lock";
@@ -27,14 +27,14 @@ pub struct StoreLock {
 impl StoreLock {
     /// Takes the lock at once or fails with [`Error::Busy`] naming the holder.
     pub fn acquire(store: &Path, command: &str, now: DateTime<Utc>) -> Result<StoreLock> {
-        fsx::ensure_private_dir(store)?;
+        files::ensure_private_dir(store)?;
         let path = store.join(LOCK_FILE);
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(fsx::PRIVATE_FILE)
+            .mode(files::PRIVATE_FILE)
             .open(&path)
             .map_err(|e| Error::io("cannot open lock file", &path, e))?;
         match file.try_lock() {

@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::bitwarden::{self, DatabaseMode};
-use crate::config::Config;
 use crate::context::Install;
 use crate::error::{Error, Result};
-use crate::fsx;
-use crate::live;
-use crate::units::human_size;
+use crate::files;
+use crate::install::config::Config;
+use crate::install::facts::{self, DatabaseMode};
+use crate::install::live;
+use crate::report::human::human_size;
 
 /// Where the live database files are.
 pub fn database_dir(install: &Install) -> PathBuf {
@@ -53,7 +53,7 @@ pub fn no_database_holders(install: &Install) -> Result<()> {
 pub fn database_mode(install: &Install) -> DatabaseMode {
     let config = std::fs::read(install.config_path()).ok().and_then(|b| Config::parse(&b).ok());
     let env = std::fs::read_to_string(install.data.join("env/global.override.env")).ok();
-    bitwarden::database_mode(config.as_ref(), env.as_deref())
+    facts::database_mode(config.as_ref(), env.as_deref())
 }
 
 /// Refuses when `bwdata/mssql/data` is not the live database (external SQL
@@ -89,13 +89,13 @@ pub struct Need {
 pub fn room(needs: &[Need]) -> Result<()> {
     let mut by_dev: BTreeMap<u64, (u64, Vec<&Need>)> = BTreeMap::new();
     for n in needs {
-        let dev = fsx::device_of(&n.path)?;
+        let dev = files::device_of(&n.path)?;
         let e = by_dev.entry(dev).or_default();
         e.0 = e.0.saturating_add(n.bytes);
         e.1.push(n);
     }
     for (total, list) in by_dev.values() {
-        let free = fsx::free_space(&list[0].path)?;
+        let free = files::free_space(&list[0].path)?;
         if *total > free {
             let what: Vec<String> =
                 list.iter().map(|n| format!("{} for {}", human_size(n.bytes), n.what)).collect();
@@ -129,7 +129,7 @@ pub fn archive_bound(content: u64, entries: u64, path_bytes: u64) -> u64 {
 }
 
 /// [`archive_bound`] for the objects a snapshot will hold.
-pub fn snapshot_bound(sources: &[crate::archive::Source]) -> u64 {
+pub fn snapshot_bound(sources: &[crate::engine::archive::Source]) -> u64 {
     let content =
         sources.iter().filter(|s| s.meta.is_file()).fold(0u64, |a, s| a.saturating_add(s.meta.len()));
     let paths = sources.iter().map(|s| s.rel.len() as u64).sum();
@@ -162,7 +162,7 @@ mod tests {
     #[test]
     fn room_refuses_more_than_the_disk_has() {
         let t = tempfile::tempdir().unwrap();
-        let free = fsx::free_space(t.path()).unwrap();
+        let free = files::free_space(t.path()).unwrap();
         let ok = Need { path: t.path().into(), bytes: 1, what: "a test".into() };
         room(std::slice::from_ref(&ok)).unwrap();
         let big = Need { bytes: free / 2 + 1, ..ok };

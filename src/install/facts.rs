@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::fs;
 
-use crate::config::Config;
 use crate::context::Install;
-use crate::manifest::BitwardenInfo;
-use crate::scope::SCRIPT;
+use crate::engine::manifest::BitwardenInfo;
+use crate::engine::scope::SCRIPT;
+use crate::install::config::Config;
 
 /// Where the vault database lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

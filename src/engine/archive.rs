@@ -18,9 +18,9 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use sha2::{Digest, Sha256};
 
+use crate::engine::manifest::{Entry, EntryType, Manifest, hex};
+use crate::engine::progress::Progress;
 use crate::error::{Error, Result};
-use crate::manifest::{Entry, EntryType, Manifest, hex};
-use crate::progress::Progress;
 
 /// Size of reads from source files and from the archive.
 pub const CHUNK: usize = 1 << 20;
@@ -62,17 +62,17 @@ struct SourceReader<'a> {
 }
 
 /// Where a source file's bytes come from: a file of a chunk or more from
-/// the device, ahead of the archiver (see [`crate::device`]); a smaller one
+/// the device, ahead of the archiver (see [`crate::engine::device`]); a smaller one
 /// read whole at once.
 enum SourceBytes {
-    Device(crate::device::DeviceReader),
+    Device(crate::engine::device::DeviceReader),
     Small { file: File, bytes: Vec<u8>, pos: usize },
 }
 
 impl SourceBytes {
     fn open(path: &Path, len: u64) -> io::Result<Self> {
         if len >= CHUNK as u64 {
-            return crate::device::open_source(path, len).map(SourceBytes::Device);
+            return crate::engine::device::open_source(path, len).map(SourceBytes::Device);
         }
         let file = File::open(path)?;
         let mut bytes = Vec::with_capacity(len as usize);
@@ -265,7 +265,7 @@ impl<R> HashReader<R> {
 
     /// Size and SHA-256 of what was read so far.
     pub fn digest(&self) -> Digest256 {
-        Digest256 { size: self.count, sha256: crate::manifest::hex(&self.hasher.clone().finalize()) }
+        Digest256 { size: self.count, sha256: crate::engine::manifest::hex(&self.hasher.clone().finalize()) }
     }
 }
 
@@ -318,7 +318,7 @@ pub fn scan(
     progress: &Progress,
     on_entry: impl FnMut(&Entry, &mut Content<'_>) -> Result<()>,
 ) -> Result<Option<Digest256>> {
-    let file = crate::device::open(path).map_err(|e| match e.kind() {
+    let file = crate::engine::device::open(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::integrity(&manifest.id, format!("{} is missing", path.display())),
         _ => Error::io("cannot open", path, e),
     })?;

@@ -10,10 +10,10 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::archive::{self, Digest256};
+use crate::engine::archive::{self, Digest256};
+use crate::engine::manifest::{ARCHIVE, ARCHIVE_SUM, Manifest, SUMS, hex, render_archive_sum, render_sums};
+use crate::engine::progress::Progress;
 use crate::error::{Error, Result};
-use crate::manifest::{ARCHIVE, ARCHIVE_SUM, Manifest, SUMS, hex, render_archive_sum, render_sums};
-use crate::progress::Progress;
 
 /// Checks the files of the snapshot in `dir` against `manifest`.
 pub fn check_files(dir: &Path, manifest: &Manifest, deep: bool, progress: &Progress) -> Result<()> {
@@ -69,10 +69,10 @@ pub fn check_small(dir: &Path, manifest: &Manifest) -> Result<()> {
 }
 
 /// SHA-256 and size of a whole file as the storage device holds it (read
-/// past the page cache, see [`crate::device`]).
+/// past the page cache, see [`crate::engine::device`]).
 pub fn hash_file(path: &Path, progress: &Progress) -> io::Result<Digest256> {
     let mut hasher = Sha256::new();
-    let size = crate::device::read_through(path, |chunk| {
+    let size = crate::engine::device::read_through(path, |chunk| {
         hasher.update(chunk);
         progress.add(chunk.len() as u64);
     })?;

@@ -1,0 +1,15 @@
+//! The snapshot engine: archives, gzip members, read-back, device reads,
+//! the store and its lock, manifests, scope, verification and restore.
+
+pub mod archive;
+pub mod device;
+pub mod gz;
+pub mod lock;
+pub mod manifest;
+pub mod progress;
+pub mod readback;
+pub mod restore;
+pub mod scope;
+pub mod snapshot;
+pub mod store;
+pub mod verify;

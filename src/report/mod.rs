@@ -1,0 +1,3 @@
+//! What bwguard tells its user.
+
+pub mod human;

@@ -1,0 +1,4 @@
+//! Scheduled backups: the systemd units and cron line, and retention.
+
+pub mod retention;
+pub mod units;
