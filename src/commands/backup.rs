@@ -46,7 +46,7 @@ pub fn run(args: &BackupArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     if args.prune {
         let policy = match args.retention.policy() {
             Some(p) => Some(p),
-            None => prune::saved_policy(&store)?,
+            None => crate::schedule::policy::saved_policy(&store)?,
         };
         doc["prune"] = match policy {
             Some(p) => prune::prune(ctx, &store, &p, false)?,

@@ -137,7 +137,7 @@ fn fingerprint(install: &Path) -> Result<BTreeMap<String, String>> {
     let walker = WalkDir::new(install)
         .follow_links(false)
         .into_iter()
-        .filter_entry(|e| e.file_name() != crate::context::DEFAULT_STORE_NAME);
+        .filter_entry(|e| e.file_name() != crate::install::DEFAULT_STORE_NAME);
     for item in walker {
         let item = item.map_err(|e| Error::Failed { message: e.to_string(), hint: None })?;
         let path = item.path();

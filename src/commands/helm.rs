@@ -12,12 +12,13 @@ use serde_json::json;
 use crate::cli::EditArgs;
 use crate::commands::backup::summary;
 use crate::commands::begin_write;
-use crate::context::{Ctx, DEFAULT_STORE_NAME, Install};
+use crate::context::Ctx;
 use crate::engine::scope::Scope;
 use crate::engine::snapshot::{self, Request};
 use crate::error::{Error, Result};
 use crate::files::{self, Ownership};
 use crate::install::helm;
+use crate::install::{DEFAULT_STORE_NAME, Install};
 
 /// The "install" of a values file: its directory, the file as the one
 /// part, and the store (`--store`, or `bwguard-snapshots` beside the file).

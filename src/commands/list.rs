@@ -1,6 +1,5 @@
 //! `list`: the snapshots, newest first, as an aligned table or JSON.
 
-use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::commands::{human_age, human_size};
@@ -8,6 +7,8 @@ use crate::context::Ctx;
 use crate::engine::manifest::Manifest;
 use crate::engine::store::Store;
 use crate::error::Result;
+use crate::report::human::age;
+use crate::report::table::table;
 
 /// Runs `list`.
 pub fn run(ctx: &mut Ctx) -> Result<serde_json::Value> {
@@ -57,16 +58,6 @@ pub fn run(ctx: &mut Ctx) -> Result<serde_json::Value> {
     Ok(json!({"store": store.root.display().to_string(), "snapshots": docs}))
 }
 
-/// Seconds since the snapshot was taken.
-pub fn age(m: &Manifest, now: DateTime<Utc>) -> Option<i64> {
-    seconds_since(&m.created, now)
-}
-
-/// Seconds from an RFC 3339 time to `now`.
-pub fn seconds_since(time: &str, now: DateTime<Utc>) -> Option<i64> {
-    DateTime::parse_from_rfc3339(time).ok().map(|t| (now - t.with_timezone(&Utc)).num_seconds())
-}
-
 /// The JSON description of a listed snapshot.
 pub fn listing_json(m: &Manifest) -> serde_json::Value {
     json!({
@@ -81,20 +72,4 @@ pub fn listing_json(m: &Manifest) -> serde_json::Value {
         "consistency": m.consistency,
         "bitwarden": m.bitwarden,
     })
-}
-
-/// Pads columns so they line up.
-pub fn table<const N: usize>(rows: &[[String; N]]) -> Vec<String> {
-    let mut width = [0usize; N];
-    for r in rows {
-        for (w, c) in width.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    rows.iter()
-        .map(|r| {
-            let cells: Vec<String> = r.iter().zip(width).map(|(c, w)| format!("{c:<w$}")).collect();
-            cells.join("  ").trim_end().to_string()
-        })
-        .collect()
 }

@@ -19,12 +19,13 @@ pub mod verify;
 
 use std::io::BufRead;
 
-use crate::context::{Ctx, Install};
+use crate::context::Ctx;
 use crate::engine::lock::StoreLock;
 use crate::engine::restore;
 use crate::engine::store::Store;
 use crate::error::{Error, Result};
 use crate::files;
+use crate::install::Install;
 
 /// Starts a writing run: takes the store lock, then finishes or undoes an
 /// interrupted rollback and removes incomplete snapshots, saying so.

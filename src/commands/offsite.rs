@@ -9,16 +9,17 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::cli::{PruneArgs, PullArgs, PushArgs, RemoteAddArgs, RemoteCommand, UrlStyle, VerifyArgs};
-use crate::commands::list::seconds_since;
 use crate::commands::verify::check_each;
 use crate::commands::{begin_write, human_age, human_size};
-use crate::context::{Ctx, Install};
+use crate::context::Ctx;
 use crate::engine::progress::Progress;
 use crate::engine::store::{Store, id_key};
 use crate::error::{Error, Result};
+use crate::install::Install;
 use crate::offsite::crypt::{self, Identities};
 use crate::offsite::remote::{self, Remote, Remotes};
 use crate::offsite::{self, Pushed, RemoteManifest};
+use crate::report::human::seconds_since;
 use crate::schedule::retention::{Candidate, Policy};
 
 /// Runs a `remote` subcommand.
@@ -352,7 +353,7 @@ pub fn list(ctx: &mut Ctx, name: &str) -> Result<serde_json::Value> {
     if listed.is_empty() {
         ctx.out.info(format!("No snapshot copies on {name} ({}).", remote.url));
     } else {
-        for line in crate::commands::list::table(&rows) {
+        for line in crate::report::table::table(&rows) {
             ctx.out.result(line);
         }
     }
@@ -407,7 +408,7 @@ pub fn prune(args: &PruneArgs, ctx: &mut Ctx, name: &str) -> Result<serde_json::
     let (_lock, store) = begin_write(ctx, &install, "prune")?;
     let policy: Policy = match args.retention.policy() {
         Some(p) => p,
-        None => crate::commands::prune::saved_policy(&store)?.unwrap_or_default(),
+        None => crate::schedule::policy::saved_policy(&store)?.unwrap_or_default(),
     };
     let (name, remote) = pick(&store.root, Some(name))?;
     if policy.is_empty() {

@@ -2,9 +2,6 @@
 //! printing the reason for every one kept and removed. The decisions come
 //! from `retention::apply`, a pure function; this file only gathers the
 //! snapshots, finds the newest verified one, and deletes.
-
-use std::fs;
-
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
@@ -14,12 +11,9 @@ use crate::context::Ctx;
 use crate::engine::progress::Progress;
 use crate::engine::store::Store;
 use crate::engine::verify::check_files;
-use crate::error::{Error, Result};
-use crate::files;
+use crate::error::Result;
+use crate::schedule::policy::saved_policy;
 use crate::schedule::retention::{self, Candidate, Policy};
-
-/// The file in the store holding the policy `schedule install` saved.
-pub const POLICY_FILE: &str = "retention.json";
 
 /// Runs `prune`.
 pub fn run(args: &PruneArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
@@ -30,27 +24,6 @@ pub fn run(args: &PruneArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
         None => saved_policy(&store)?.unwrap_or_default(),
     };
     prune(ctx, &store, &policy, args.dry_run)
-}
-
-/// The policy saved in the store, if any.
-pub fn saved_policy(store: &Store) -> Result<Option<Policy>> {
-    let path = store.root.join(POLICY_FILE);
-    match fs::read(&path) {
-        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| Error::Failed {
-            message: format!("{} is unreadable: {e}", path.display()),
-            hint: Some("run `bwguard schedule install` with your retention flags again".into()),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("cannot read", &path, e)),
-    }
-}
-
-/// Saves `policy` in the store for `backup --prune`.
-pub fn save_policy(store: &Store, policy: &Policy) -> Result<()> {
-    files::ensure_private_dir(&store.root)?;
-    let bytes = serde_json::to_vec_pretty(policy).unwrap_or_default();
-    let own = files::Ownership::mine(files::PRIVATE_FILE);
-    files::write_atomic(&store.root.join(POLICY_FILE), &bytes, own)
 }
 
 /// Applies `policy` to the snapshots in `store` (the caller holds the lock).

@@ -6,16 +6,18 @@ use serde_json::json;
 
 use crate::cli::{Only, RollbackArgs};
 use crate::commands::{begin_write, confirm, human_size, offsite};
-use crate::context::{Ctx, Install};
+use crate::context::Ctx;
 use crate::engine::progress::Progress;
 use crate::engine::restore::{self, Journal, Phase, Unit};
+use crate::engine::room::{self, Need};
 use crate::engine::scope::{self, Scope};
 use crate::engine::snapshot::{self, Request};
 use crate::engine::store::Store;
 use crate::engine::verify::check_files;
 use crate::error::{Error, Result};
+use crate::install::Install;
 use crate::install::facts;
-use crate::install::preflight::{self, Need};
+use crate::install::preflight;
 
 /// Deflate level of the `before rollback` snapshot: stored, not compressed.
 pub const SAFETY_LEVEL: u32 = 0;
@@ -103,7 +105,7 @@ pub fn run(args: &RollbackArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     preflight::no_database_holders(&install)?;
     // Room first (rule 8), then the archive against its checksums, all
     // before touching anything.
-    preflight::room(&room_needs(&install, &store, &units, bytes, helm)?)?;
+    room::room(&room_needs(&install, &store, &units, bytes, helm)?)?;
     check_files(
         &store.dir(&id),
         &manifest,
@@ -239,8 +241,8 @@ fn room_needs(
     let (_, sources) = scope::collect(install, &scope)?;
     Ok(vec![
         Need {
-            path: preflight::existing_ancestor(&store.root),
-            bytes: preflight::snapshot_bound(&sources),
+            path: room::existing_ancestor(&store.root),
+            bytes: room::snapshot_bound(&sources),
             what: "the snapshot of the current state".into(),
         },
         Need { path: install.data.clone(), bytes: staged_bytes, what: "the staged copy".into() },

@@ -9,10 +9,10 @@ use serde_json::json;
 
 use crate::cli::{JobArgs, ScheduleArgs, ScheduleCommand, SchedulePrintArgs, UnitDirArgs};
 use crate::commands::begin_write;
-use crate::commands::prune::{POLICY_FILE, save_policy};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::files;
+use crate::schedule::policy::{POLICY_FILE, save_policy};
 use crate::schedule::units::{self, Job};
 
 /// Unit file names.

@@ -5,7 +5,6 @@ use std::fs;
 use serde_json::json;
 
 use crate::cli::StatusArgs;
-use crate::commands::list::age;
 use crate::commands::{human_age, human_size};
 use crate::context::Ctx;
 use crate::engine::progress::Progress;
@@ -16,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::install::config::Config;
 use crate::install::facts;
+use crate::report::human::age;
 
 /// Runs `status`.
 pub fn run(args: &StatusArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {

@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod progress;
 pub mod readback;
 pub mod restore;
+pub mod room;
 pub mod scope;
 pub mod snapshot;
 pub mod store;

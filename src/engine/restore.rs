@@ -24,13 +24,13 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{CWD, RenameFlags};
 use serde::{Deserialize, Serialize};
 
-use crate::context::Install;
 use crate::engine::archive::{self, CHUNK};
 use crate::engine::manifest::{ARCHIVE, Entry, EntryType, Manifest};
 use crate::engine::progress::Progress;
 use crate::engine::store::Store;
 use crate::error::{Error, Result};
 use crate::files::{self, Ownership};
+use crate::install::Install;
 
 /// Name of the staging directory created beside each restored part.
 pub const STAGING: &str = ".bwguard-staging";
@@ -182,7 +182,7 @@ pub fn units_size(manifest: &Manifest, units: &[Unit]) -> (usize, u64) {
         .entries
         .iter()
         .filter(|e| units.iter().any(|u| u.contains(&e.path)))
-        .fold((0, 0u64), |(n, b), e| (n + 1, b.saturating_add(crate::install::preflight::on_disk(e.size))))
+        .fold((0, 0u64), |(n, b), e| (n + 1, b.saturating_add(crate::engine::room::on_disk(e.size))))
 }
 
 /// Extracts the selected entries of the snapshot into staging, checks them,

@@ -11,10 +11,10 @@ use std::path::Path;
 
 use walkdir::WalkDir;
 
-use crate::context::Install;
 use crate::engine::archive::Source;
 use crate::engine::manifest::Part;
 use crate::error::{Error, Result};
+use crate::install::Install;
 
 /// The parts inside the data directory that must match the database.
 const DEFAULT_PARTS: [&str; 7] =

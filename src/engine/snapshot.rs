@@ -13,7 +13,6 @@ use std::path::Path;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::context::Install;
 use crate::engine::archive;
 use crate::engine::gz::{self, ParallelGz};
 use crate::engine::manifest::{
@@ -22,13 +21,15 @@ use crate::engine::manifest::{
 };
 use crate::engine::progress::Progress;
 use crate::engine::readback::{self, ReadBack};
+use crate::engine::room::{self, Need};
 use crate::engine::scope::{self, Scope};
 use crate::engine::store::Store;
 use crate::engine::verify;
 use crate::error::{Error, Result};
 use crate::files;
+use crate::install::Install;
 use crate::install::facts;
-use crate::install::preflight::{self, Need};
+use crate::install::preflight;
 
 /// Default deflate level.
 pub const DEFAULT_LEVEL: u32 = 2;
@@ -70,9 +71,9 @@ impl Request {
 /// filesystem has no room for the archive's upper bound.
 pub fn take(install: &Install, store: &Store, req: &Request, now: DateTime<Utc>) -> Result<Manifest> {
     let (parts, sources) = scope::collect(install, &req.scope)?;
-    preflight::room(&[Need {
-        path: preflight::existing_ancestor(&store.root),
-        bytes: preflight::snapshot_bound(&sources),
+    room::room(&[Need {
+        path: room::existing_ancestor(&store.root),
+        bytes: room::snapshot_bound(&sources),
         what: "the snapshot archive".into(),
     }])?;
     let open_at_start = preflight::database_files(install, req.live, "a snapshot")?;

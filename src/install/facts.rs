@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::fs;
 
-use crate::context::Install;
 use crate::engine::manifest::BitwardenInfo;
 use crate::engine::scope::SCRIPT;
+use crate::install::Install;
 use crate::install::config::Config;
 
 /// Where the vault database lives.

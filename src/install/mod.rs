@@ -1,8 +1,134 @@
-//! The Bitwarden install: config.yml, Helm values, facts read from the
-//! install, the live-database scan and the checks before a change.
+//! The Bitwarden install: where it is ([`Install`]), config.yml, Helm
+//! values, facts read from the install, the live-database scan and the
+//! checks before a change.
 
 pub mod config;
 pub mod facts;
 pub mod helm;
 pub mod live;
 pub mod preflight;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Names the data directory may have inside the install directory, in the
+/// order they are looked for.
+pub const DATA_DIR_NAMES: [&str; 2] = ["bwdata", ".bwdata"];
+/// Name of the default store, beside the data directory.
+pub const DEFAULT_STORE_NAME: &str = "bwguard-snapshots";
+
+/// Where the install, its data directory and the store are.
+#[derive(Debug, Clone)]
+pub struct Install {
+    /// The directory holding `bitwarden.sh` and the data directory (absolute).
+    pub dir: PathBuf,
+    /// The data directory (absolute), `dir/data_name`.
+    pub data: PathBuf,
+    /// The data directory's real name (`bwdata` or `.bwdata`).
+    pub data_name: String,
+    /// The snapshot store (absolute; may not exist yet).
+    pub store: PathBuf,
+}
+
+impl Install {
+    /// Resolves the data directory and the store from the flags and `cwd`.
+    pub fn resolve(bwdata: Option<&Path>, store: Option<&Path>, cwd: &Path) -> Result<Install> {
+        let data = match bwdata {
+            Some(p) => {
+                let p = cwd.join(p);
+                if !p.is_dir() {
+                    return Err(Error::NoDataDir(p));
+                }
+                p
+            }
+            None => DATA_DIR_NAMES
+                .iter()
+                .map(|n| cwd.join(n))
+                .find(|p| p.is_dir())
+                .ok_or_else(|| Error::NoDataDirHere(cwd.to_path_buf()))?,
+        };
+        let data = data.canonicalize().map_err(|e| Error::io("cannot resolve", &data, e))?;
+        let (Some(dir), Some(name)) = (data.parent(), data.file_name()) else {
+            return Err(Error::NoDataDir(data));
+        };
+        let dir = dir.to_path_buf();
+        let data_name = name.to_string_lossy().into_owned();
+        let store = match store {
+            Some(s) => absolute_through_existing(&cwd.join(s))?,
+            None => dir.join(DEFAULT_STORE_NAME),
+        };
+        if store.starts_with(&data) {
+            return Err(Error::StoreInsideData { store, data });
+        }
+        Ok(Install { dir, data, data_name, store })
+    }
+
+    /// The install-relative path of something inside the data directory.
+    pub fn rel(&self, inside_data: &str) -> String {
+        if inside_data.is_empty() {
+            self.data_name.clone()
+        } else {
+            format!("{}/{}", self.data_name, inside_data)
+        }
+    }
+
+    /// `bwdata/config.yml`, absolute.
+    pub fn config_path(&self) -> PathBuf {
+        self.data.join("config.yml")
+    }
+}
+
+/// Canonicalizes the longest existing ancestor of `p` and appends the rest,
+/// so a store that does not exist yet is still compared by its real path.
+fn absolute_through_existing(p: &Path) -> Result<PathBuf> {
+    let mut existing = p;
+    let mut rest = Vec::new();
+    loop {
+        match existing.canonicalize() {
+            Ok(real) => {
+                return Ok(rest.iter().rev().fold(real, |acc: PathBuf, c| acc.join(c)));
+            }
+            Err(_) => match (existing.parent(), existing.file_name()) {
+                (Some(parent), Some(name)) => {
+                    rest.push(name.to_os_string());
+                    existing = parent;
+                }
+                _ => return Ok(p.to_path_buf()),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_bwdata_then_dot_bwdata() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join(".bwdata")).unwrap();
+        let i = Install::resolve(None, None, t.path()).unwrap();
+        assert_eq!(i.data_name, ".bwdata");
+        std::fs::create_dir(t.path().join("bwdata")).unwrap();
+        let i = Install::resolve(None, None, t.path()).unwrap();
+        assert_eq!(i.data_name, "bwdata");
+        assert_eq!(i.store, i.dir.join(DEFAULT_STORE_NAME));
+    }
+
+    #[test]
+    fn missing_data_dir_names_both_candidates() {
+        let t = tempfile::tempdir().unwrap();
+        let e = Install::resolve(None, None, t.path()).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("bwdata") && msg.contains(".bwdata"), "{msg}");
+    }
+
+    #[test]
+    fn store_inside_data_is_refused_even_if_not_created() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("bwdata")).unwrap();
+        let e = Install::resolve(None, Some(Path::new("bwdata/snaps/x")), t.path()).unwrap_err();
+        assert!(matches!(e, Error::StoreInsideData { .. }), "{e:?}");
+    }
+}

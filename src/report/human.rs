@@ -1,4 +1,8 @@
-//! Sizes and ages in human units.
+//! Sizes and ages in human units, and colours for labels.
+
+use chrono::{DateTime, Utc};
+
+use crate::engine::manifest::Manifest;
 
 /// Whether to colour stderr: a terminal, and `NO_COLOR` unset or empty
 /// (<https://no-color.org>).
@@ -50,6 +54,16 @@ pub fn human_age(secs: i64) -> String {
         3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
         _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
     }
+}
+
+/// Seconds since the snapshot was taken.
+pub fn age(m: &Manifest, now: DateTime<Utc>) -> Option<i64> {
+    seconds_since(&m.created, now)
+}
+
+/// Seconds from an RFC 3339 time to `now`.
+pub fn seconds_since(time: &str, now: DateTime<Utc>) -> Option<i64> {
+    DateTime::parse_from_rfc3339(time).ok().map(|t| (now - t.with_timezone(&Utc)).num_seconds())
 }
 
 #[cfg(test)]

@@ -1,3 +1,4 @@
 //! What bwguard tells its user.
 
 pub mod human;
+pub mod table;

@@ -1,4 +1,5 @@
 //! Scheduled backups: the systemd units and cron line, and retention.
 
+pub mod policy;
 pub mod retention;
 pub mod units;

@@ -30,11 +30,11 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bwguard::context::Install;
+use bwguard::engine::room::{on_disk, snapshot_bound};
 use bwguard::engine::scope::{self, Scope};
 use bwguard::engine::store::is_id;
 use bwguard::files::free_space;
-use bwguard::install::preflight::{on_disk, snapshot_bound};
+use bwguard::install::Install;
 use bwguard::sample::{SampleOptions, generate};
 
 use crate::support::{BIN, Run, TestEnv, assert_same_tree};

@@ -1,0 +1,220 @@
+//! Writing the archive: each source in scope order, its bytes hashed as
+//! they pass, and a file that changes while it is read refused (or, for a
+//! live copy, recorded).
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::{CHUNK, Source};
+use crate::engine::manifest::{Entry, EntryType, hex};
+use crate::engine::progress::Progress;
+use crate::error::{Error, Result};
+
+/// Reads exactly `len` bytes of a source file, hashing them. A file that
+/// ends early is an error, since the archive header already promised `len`
+/// bytes, unless `tolerate` (a live copy): then the rest is zeros and
+/// `short` is set.
+struct SourceReader<'a> {
+    inner: SourceBytes,
+    path: &'a Path,
+    left: u64,
+    hasher: Sha256,
+    progress: &'a Progress,
+    tolerate: bool,
+    short: bool,
+    /// Why reading the source failed, to tell it from a failed write.
+    error: Option<io::Error>,
+}
+
+/// Where a source file's bytes come from: a file of a chunk or more from
+/// the device, ahead of the archiver (see [`crate::engine::device`]); a smaller one
+/// read whole at once.
+enum SourceBytes {
+    Device(crate::engine::device::DeviceReader),
+    Small { file: File, bytes: Vec<u8>, pos: usize },
+}
+
+impl SourceBytes {
+    fn open(path: &Path, len: u64) -> io::Result<Self> {
+        if len >= CHUNK as u64 {
+            return crate::engine::device::open_source(path, len).map(SourceBytes::Device);
+        }
+        let file = File::open(path)?;
+        let mut bytes = Vec::with_capacity(len as usize);
+        (&file).take(len).read_to_end(&mut bytes)?;
+        Ok(SourceBytes::Small { file, bytes, pos: 0 })
+    }
+
+    fn file(&self) -> &File {
+        match self {
+            SourceBytes::Device(d) => d.file(),
+            SourceBytes::Small { file, .. } => file,
+        }
+    }
+
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match self {
+            SourceBytes::Device(d) => d.fill_buf(),
+            SourceBytes::Small { bytes, pos, .. } => Ok(&bytes[*pos..]),
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        match self {
+            SourceBytes::Device(d) => d.consume(n),
+            SourceBytes::Small { pos, .. } => *pos += n,
+        }
+    }
+}
+
+impl Read for SourceReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 || out.is_empty() {
+            return Ok(0);
+        }
+        let want = self.left.min(out.len() as u64) as usize;
+        let n = match self.inner.fill_buf() {
+            Ok([]) if self.tolerate => {
+                out[..want].fill(0);
+                self.short = true;
+                want
+            }
+            Ok([]) => {
+                let e = io::Error::other(format!("{} shrank while it was being read", self.path.display()));
+                return Err(self.failed(e));
+            }
+            Ok(bytes) => {
+                let n = bytes.len().min(want);
+                out[..n].copy_from_slice(&bytes[..n]);
+                self.inner.consume(n);
+                n
+            }
+            Err(e) => return Err(self.failed(e)),
+        };
+        self.hasher.update(&out[..n]);
+        self.progress.add(n as u64);
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+impl SourceReader<'_> {
+    /// Keeps `e` as the reason and returns a copy for the archiver.
+    fn failed(&mut self, e: io::Error) -> io::Error {
+        let copy = io::Error::new(e.kind(), e.to_string());
+        self.error = Some(e);
+        copy
+    }
+}
+
+/// Appends `sources` to `builder` in order and returns their manifest
+/// entries. A file that changes while it is read fails the run, unless
+/// `live`: then its path is returned among the changed ones.
+pub fn append_sources<W: Write>(
+    builder: &mut tar::Builder<W>,
+    sources: &[Source],
+    progress: &Progress,
+    live: bool,
+    archive: &Path,
+) -> Result<(Vec<Entry>, Vec<String>)> {
+    let mut entries = Vec::with_capacity(sources.len());
+    let mut changed = Vec::new();
+    for s in sources {
+        let (entry, was_changed) = append_one(builder, s, progress, live, archive)?;
+        if was_changed {
+            changed.push(entry.path.clone());
+        }
+        entries.push(entry);
+    }
+    Ok((entries, changed))
+}
+
+fn append_one<W: Write>(
+    builder: &mut tar::Builder<W>,
+    s: &Source,
+    progress: &Progress,
+    live: bool,
+    archive: &Path,
+) -> Result<(Entry, bool)> {
+    let meta = &s.meta;
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(meta.mode() & 0o7777);
+    header.set_uid(u64::from(meta.uid()));
+    header.set_gid(u64::from(meta.gid()));
+    header.set_mtime(meta.mtime().max(0) as u64);
+    let mut entry = Entry {
+        path: s.rel.clone(),
+        kind: EntryType::File,
+        size: 0,
+        sha256: None,
+        target: None,
+        mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        mtime: meta.mtime().max(0),
+    };
+    let ft = meta.file_type();
+    let write_err = |e: io::Error| Error::io("cannot write", archive, e);
+    if ft.is_symlink() {
+        let target = fs::read_link(&s.abs).map_err(|e| Error::io("cannot read link", &s.abs, e))?;
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        builder.append_link(&mut header, &s.rel, &target).map_err(write_err)?;
+        entry.kind = EntryType::Symlink;
+        entry.target = Some(target.to_string_lossy().into_owned());
+    } else if ft.is_dir() {
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_size(0);
+        builder.append_data(&mut header, &s.rel, io::empty()).map_err(write_err)?;
+        entry.kind = EntryType::Dir;
+    } else if ft.is_file() {
+        let len = meta.len();
+        let inner = SourceBytes::open(&s.abs, len).map_err(|e| Error::io("cannot open", &s.abs, e))?;
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(len);
+        let mut reader = SourceReader {
+            inner,
+            path: &s.abs,
+            left: len,
+            hasher: Sha256::new(),
+            progress,
+            tolerate: live,
+            short: false,
+            error: None,
+        };
+        let appended = builder.append_data(&mut header, &s.rel, &mut reader);
+        if let Some(e) = reader.error.take() {
+            return Err(Error::io("cannot read", &s.abs, e));
+        }
+        appended.map_err(write_err)?;
+        let after = reader.inner.file().metadata().map_err(|e| Error::io("cannot read", &s.abs, e))?;
+        let changed = reader.short
+            || after.len() != len
+            || after.mtime() != meta.mtime()
+            || after.mtime_nsec() != meta.mtime_nsec();
+        entry.size = len;
+        entry.sha256 = Some(hex(&reader.hasher.finalize()));
+        if changed && live {
+            return Ok((entry, true));
+        }
+        if changed {
+            return Err(Error::Failed {
+                message: format!("{} changed while it was being read", s.abs.display()),
+                hint: Some("stop whatever writes to it (for the database: `./bitwarden.sh stop`) and run the command again".into()),
+            });
+        }
+    } else {
+        return Err(Error::refused(
+            format!(
+                "{} is a special file (socket, fifo or device) that a snapshot cannot hold",
+                s.abs.display()
+            ),
+            "move it out of the data directory, or snapshot without --full",
+        ));
+    }
+    Ok((entry, false))
+}

@@ -1,0 +1,17 @@
+//! Aligned text tables for `list` and `list --remote`.
+
+/// Pads columns so they line up.
+pub fn table<const N: usize>(rows: &[[String; N]]) -> Vec<String> {
+    let mut width = [0usize; N];
+    for r in rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    rows.iter()
+        .map(|r| {
+            let cells: Vec<String> = r.iter().zip(width).map(|(c, w)| format!("{c:<w$}")).collect();
+            cells.join("  ").trim_end().to_string()
+        })
+        .collect()
+}

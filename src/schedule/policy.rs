@@ -1,0 +1,33 @@
+//! The retention policy `schedule install` saves in the store, for
+//! `backup --prune` and `prune` without flags.
+
+use std::fs;
+
+use crate::engine::store::Store;
+use crate::error::{Error, Result};
+use crate::files;
+use crate::schedule::retention::Policy;
+
+/// The file in the store holding the policy `schedule install` saved.
+pub const POLICY_FILE: &str = "retention.json";
+
+/// The policy saved in the store, if any.
+pub fn saved_policy(store: &Store) -> Result<Option<Policy>> {
+    let path = store.root.join(POLICY_FILE);
+    match fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| Error::Failed {
+            message: format!("{} is unreadable: {e}", path.display()),
+            hint: Some("run `bwguard schedule install` with your retention flags again".into()),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("cannot read", &path, e)),
+    }
+}
+
+/// Saves `policy` in the store for `backup --prune`.
+pub fn save_policy(store: &Store, policy: &Policy) -> Result<()> {
+    files::ensure_private_dir(&store.root)?;
+    let bytes = serde_json::to_vec_pretty(policy).unwrap_or_default();
+    let own = files::Ownership::mine(files::PRIVATE_FILE);
+    files::write_atomic(&store.root.join(POLICY_FILE), &bytes, own)
+}
