@@ -1,7 +1,7 @@
 //! The command line, as data: clap derive types only, no logic.
 //!
 //! Global flags are declared `global = true` so they are accepted before or
-//! after the command (SPEC "Details that scripts and tests rely on").
+//! after the command, as scripts expect.
 
 use std::path::PathBuf;
 
@@ -65,9 +65,9 @@ pub enum Command {
     /// Show the state of the install and of the store
     Status(StatusArgs),
     /// Snapshot, then set `enable_scim: true` in config.yml
-    EnableScim(EditArgs),
+    EnableScim(EnableScimArgs),
     /// Snapshot, then set `enable_scim: false` in config.yml
-    DisableScim(EditArgs),
+    DisableScim(DisableScimArgs),
     /// Snapshot, then set a known top-level key of config.yml
     Set(SetArgs),
     /// Show how a snapshot's config.yml differs from the current one
@@ -88,11 +88,11 @@ pub enum Command {
     /// Snapshot, then ./bitwarden.sh updateself and update, checked and journaled
     Upgrade(UpgradeArgs),
     /// Show the journal of an --apply or upgrade run: steps, times, exit codes, output
-    Log(IdArg),
+    Log(LogArgs),
     /// Keep a snapshot from pruning
-    Pin(IdArg),
+    Pin(PinArgs),
     /// Let a snapshot be pruned again
-    Unpin(IdArg),
+    Unpin(UnpinArgs),
     /// Delete one snapshot (asks first; a pinned one needs --force)
     Forget(ForgetArgs),
     /// Copy snapshots to a remote, encrypted (default: the newest)
@@ -110,7 +110,7 @@ pub enum Command {
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// Print the man page (roff)
-    Man,
+    Man(ManArgs),
     /// Build a sample install in a scratch directory and show backup,
     /// enable-scim, verify and rollback on it
     Demo(DemoArgs),
@@ -179,7 +179,7 @@ pub struct VerifyArgs {
     pub identity: Option<PathBuf>,
 }
 
-/// Arguments of `enable-scim` and `disable-scim`.
+/// How `enable-scim`, `disable-scim` and `set` make their change.
 #[derive(Debug, Args)]
 pub struct EditArgs {
     /// Append the key if config.yml lacks it (installs set up before 2022.8)
@@ -203,6 +203,22 @@ pub struct EditArgs {
     /// What the snapshot taken first includes.
     #[command(flatten)]
     pub scope: ScopeArgs,
+}
+
+/// Arguments of `enable-scim`.
+#[derive(Debug, Args)]
+pub struct EnableScimArgs {
+    /// How to edit.
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+/// Arguments of `disable-scim`.
+#[derive(Debug, Args)]
+pub struct DisableScimArgs {
+    /// How to edit.
+    #[command(flatten)]
+    pub edit: EditArgs,
 }
 
 /// Arguments of `set`.
@@ -420,12 +436,30 @@ pub struct UpgradeArgs {
     pub scope: ScopeArgs,
 }
 
-/// A snapshot id.
+/// Arguments of `log`.
 #[derive(Debug, Args)]
-pub struct IdArg {
+pub struct LogArgs {
     /// Snapshot id
     pub id: String,
 }
+
+/// Arguments of `pin`.
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// Snapshot id
+    pub id: String,
+}
+
+/// Arguments of `unpin`.
+#[derive(Debug, Args)]
+pub struct UnpinArgs {
+    /// Snapshot id
+    pub id: String,
+}
+
+/// Arguments of `man` (none).
+#[derive(Debug, Args)]
+pub struct ManArgs {}
 
 /// Arguments of `forget`.
 #[derive(Debug, Args)]

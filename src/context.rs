@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 
 use crate::cli::GlobalArgs;
+use crate::engine::session::{self, Writing};
 use crate::error::Result;
 use crate::install::Install;
 
@@ -73,10 +74,21 @@ impl Output {
     }
 
     /// Writes the command's JSON document (only in `--json` mode).
-    pub fn json(&mut self, doc: &serde_json::Value) {
+    pub fn json(&mut self, doc: &impl serde::Serialize) {
         if self.json {
-            write_line(&mut self.out, &doc.to_string());
+            let text = serde_json::to_string(doc)
+                .or_else(|e| {
+                    let e = crate::error::Error::internal(format!("cannot render the JSON document: {e}"));
+                    serde_json::to_string(&crate::report::ErrorReport::of(&e))
+                })
+                .unwrap_or_default();
+            write_line(&mut self.out, &text);
         }
+    }
+
+    /// Shows a value in its human form.
+    pub fn show(&mut self, value: &impl crate::report::Render) {
+        value.render(self);
     }
 
     /// A raw stream for questions on stderr.
@@ -140,5 +152,15 @@ impl Ctx {
     /// Resolves the install from `--bwdata`/`--store` (or the defaults).
     pub fn install(&self) -> Result<Install> {
         Install::resolve(self.global.bwdata.as_deref(), self.global.store.as_deref(), &self.cwd)
+    }
+
+    /// Starts a writing run on `install`: takes the store lock, then deals
+    /// with what killed runs left ([`session::begin`]), saying so.
+    pub fn begin_write(&mut self, install: &Install, command: &str) -> Result<Writing> {
+        let writing = session::begin(install, command, self.now)?;
+        for said in &writing.notices {
+            self.out.warn(said);
+        }
+        Ok(writing)
     }
 }

@@ -1,8 +1,14 @@
-//! The one error type of bwguard, its exit-code map and its hints.
+//! The one error type of bwguard, its exit-code map, its stable kinds and
+//! its hints.
 //!
-//! Every variant names the path or value at fault. `exit_code()` is the only
-//! place that decides the process exit status (SPEC "Exit codes"), and
-//! `hint()` names the command that fixes the problem where one exists.
+//! Every variant names the path or value at fault. [`Error::exit`] is the
+//! only place that decides the process exit status (the exit codes of the
+//! README), [`Error::kind`] gives the stable name a script branches on (the
+//! `kind` of a `--json` error, listed in docs/json.md), and [`Error::hint`]
+//! names the command that fixes the problem where one exists. Refusals
+//! (exit 5) and failures (exit 1) carry a [`Refusal`] or a [`Failure`], so
+//! every one of them has a kind of its own and the exit code follows from
+//! the type.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -12,8 +18,8 @@ use crate::install::config::ConfigError;
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Exit status of a run, as fixed by SPEC.md.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Exit status of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Exit {
     /// 0: success, including "nothing to do".
     Ok = 0,
@@ -27,6 +33,107 @@ pub enum Exit {
     Busy = 4,
     /// 5: refused for safety; nothing was changed.
     Refused = 5,
+}
+
+/// Declares a kind enum whose variants each have a stable kebab-case name.
+macro_rules! kinds {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($(#[$vmeta])* $variant,)* }
+
+        impl $name {
+            /// Every kind, in declaration order.
+            pub const ALL: &[$name] = &[$($name::$variant),*];
+
+            /// The stable name a script branches on.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+        }
+    };
+}
+
+kinds! {
+    /// Why a run refused (exit 5) before changing anything.
+    pub enum Refusal {
+        /// A process has the database files open (safety rule 5).
+        DatabaseInUse = "database-in-use",
+        /// The database is external or in a Docker volume, and the user did
+        /// not say it is backed up elsewhere.
+        DatabaseElsewhere = "database-elsewhere",
+        /// A filesystem has no room for what the run would write (rule 8).
+        NoRoom = "no-room",
+        /// The run needs a yes and there is no terminal to ask (or `--yes`).
+        NeedsConfirmation = "needs-confirmation",
+        /// A file bwguard must treat as a plain file or directory is a link,
+        /// a special file, or unreadable.
+        NotAPlainFile = "not-a-plain-file",
+        /// A name in the install is not UTF-8.
+        BadName = "bad-name",
+        /// A part to restore is a mount point, which a rename cannot replace.
+        MountPoint = "mount-point",
+        /// The snapshot was taken of a data directory with another name.
+        OtherDataDir = "other-data-dir",
+        /// The store's rollback journal belongs to another install.
+        OtherInstall = "other-install",
+        /// Rollback staging directories that no journal accounts for.
+        OrphanStaging = "orphan-staging",
+        /// bitwarden.sh would run as root and ask, and `--yes` was not given.
+        RootInstall = "root-install",
+        /// bitwarden.sh is missing or not executable.
+        NoScript = "no-script",
+        /// `generate_compose_config` or `generate_nginx_config` is false, so
+        /// Setup would not wire SCIM.
+        GeneratedConfigOff = "generated-config-off",
+        /// The snapshot is pinned and `--force` was not given.
+        Pinned = "pinned",
+        /// No remote is set up.
+        NoRemote = "no-remote",
+        /// The remote holds no snapshot copy.
+        RemoteEmpty = "remote-empty",
+        /// The remote (or a remote of that name) holds something else than
+        /// this host's snapshot of the same id.
+        RemoteConflict = "remote-conflict",
+        /// No S3 credentials were found.
+        NoCredentials = "no-credentials",
+        /// A Helm values file cannot be edited in place.
+        HelmValues = "helm-values",
+    }
+}
+
+kinds! {
+    /// Why a run failed (exit 1). Nothing half-done is left.
+    pub enum Failure {
+        /// A step of Bitwarden's procedure failed; the message names it and
+        /// the hint the command that undoes it.
+        StepFailed = "step-failed",
+        /// A step failed and the install was rolled back to the snapshot.
+        RolledBack = "rolled-back",
+        /// A file changed while bwguard read or snapshotted it.
+        ChangedMeanwhile = "changed-meanwhile",
+        /// A written file does not hold what was written.
+        WriteNotKept = "write-not-kept",
+        /// A restored file does not match its manifest entry.
+        RestoreMismatch = "restore-mismatch",
+        /// A file bwguard keeps in the store (journal, policy, remotes) is unreadable.
+        BadStateFile = "bad-state-file",
+        /// `status --max-age`: no good snapshot is young enough.
+        StaleBackups = "stale-backups",
+        /// `systemctl` failed.
+        SystemctlFailed = "systemctl-failed",
+        /// The remote cannot be reached, or a transfer broke off.
+        RemoteUnreachable = "remote-unreachable",
+        /// The remote refused the keys (401/403).
+        RemoteDenied = "remote-denied",
+        /// The remote answered with another error.
+        RemoteError = "remote-error",
+        /// `backup --push`: the snapshot was taken and verified, the push
+        /// failed (the message says why).
+        PushFailed = "push-failed",
+        /// A bug in bwguard (a thread panicked, an impossible state).
+        Internal = "internal",
+    }
 }
 
 /// Everything that can stop a bwguard run.
@@ -55,6 +162,12 @@ pub enum Error {
     /// A snapshot id that names no snapshot.
     #[error("no snapshot {id} in {}", store.display())]
     NoSuchSnapshot { id: String, store: PathBuf },
+    /// A remote holds no complete copy of snapshot `id`.
+    #[error("remote {remote} has no copy of snapshot {id}")]
+    NoSuchCopy { id: String, remote: String },
+    /// No remote of that name is set up.
+    #[error("no remote {name:?}{}", if known.is_empty() { ": none is set up".to_string() } else { format!("; the remotes are: {}", known.join(", ")) })]
+    NoSuchRemote { name: String, known: Vec<String> },
     /// Rollback or diff with an empty store.
     #[error("there is no snapshot in {}", .0.display())]
     NoSnapshots(PathBuf),
@@ -73,10 +186,35 @@ pub enum Error {
     },
     /// A safety precondition is not met; nothing was changed.
     #[error("{message}")]
-    Refused { message: String, hint: Option<String> },
+    Refused { kind: Refusal, message: String, hint: Option<String> },
     /// A step failed after checks passed; nothing half-done is left.
     #[error("{message}")]
-    Failed { message: String, hint: Option<String> },
+    Failed { kind: Failure, message: String, hint: Option<String> },
+}
+
+/// The kinds of errors that are not a [`Refusal`] or a [`Failure`], with
+/// their exit codes (the config kinds come from [`ConfigError::KINDS`]).
+const OTHER_KINDS: [(&str, Exit); 11] = [
+    ("io", Exit::Failed),
+    ("disk-full", Exit::Failed),
+    ("permission-denied", Exit::Failed),
+    ("usage", Exit::Usage),
+    ("no-data-dir", Exit::Usage),
+    ("no-such-snapshot", Exit::Usage),
+    ("integrity", Exit::Integrity),
+    ("busy", Exit::Busy),
+    ("store-inside-data", Exit::Refused),
+    ("no-snapshots", Exit::Refused),
+    ("no-such-remote", Exit::Usage),
+];
+
+/// Every `kind` a `--json` error can have, with its exit code.
+pub fn all_kinds() -> Vec<(&'static str, Exit)> {
+    let mut all = OTHER_KINDS.to_vec();
+    all.extend(ConfigError::KINDS.iter().map(|k| (*k, Exit::Refused)));
+    all.extend(Refusal::ALL.iter().map(|k| (k.as_str(), Exit::Refused)));
+    all.extend(Failure::ALL.iter().map(|k| (k.as_str(), Exit::Failed)));
+    all
 }
 
 impl Error {
@@ -86,8 +224,22 @@ impl Error {
     }
 
     /// A refusal (exit 5) with a hint.
-    pub fn refused(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Error::Refused { message: message.into(), hint: Some(hint.into()) }
+    pub fn refused(kind: Refusal, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::Refused { kind, message: message.into(), hint: Some(hint.into()) }
+    }
+
+    /// A failure (exit 1) with a hint.
+    pub fn failed(kind: Failure, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::Failed { kind, message: message.into(), hint: Some(hint.into()) }
+    }
+
+    /// A bug in bwguard (exit 1), which the user can only report.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::Failed {
+            kind: Failure::Internal,
+            message: message.into(),
+            hint: Some("this is a bug in bwguard; please report it".into()),
+        }
     }
 
     /// An integrity failure (exit 3) of snapshot `id`.
@@ -102,7 +254,9 @@ impl Error {
             Error::Usage(_)
             | Error::NoDataDir(_)
             | Error::NoDataDirHere(_)
-            | Error::NoSuchSnapshot { .. } => Exit::Usage,
+            | Error::NoSuchSnapshot { .. }
+            | Error::NoSuchCopy { .. }
+            | Error::NoSuchRemote { .. } => Exit::Usage,
             Error::Integrity { .. } => Exit::Integrity,
             Error::Busy { .. } => Exit::Busy,
             Error::StoreInsideData { .. }
@@ -112,21 +266,25 @@ impl Error {
         }
     }
 
-    /// A short, stable name for `--json` errors.
+    /// A short, stable name for `--json` errors (see [`all_kinds`]).
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Io { source, .. } if is_disk_full(source) => "disk-full",
+            Error::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
+                "permission-denied"
+            }
             Error::Io { .. } => "io",
             Error::Usage(_) => "usage",
             Error::NoDataDir(_) | Error::NoDataDirHere(_) => "no-data-dir",
             Error::StoreInsideData { .. } => "store-inside-data",
-            Error::NoSuchSnapshot { .. } => "no-such-snapshot",
+            Error::NoSuchSnapshot { .. } | Error::NoSuchCopy { .. } => "no-such-snapshot",
+            Error::NoSuchRemote { .. } => "no-such-remote",
             Error::NoSnapshots(_) => "no-snapshots",
             Error::Integrity { .. } => "integrity",
             Error::Busy { .. } => "busy",
             Error::Config { source, .. } => source.kind(),
-            Error::Refused { .. } => "refused",
-            Error::Failed { .. } => "failed",
+            Error::Refused { kind, .. } => kind.as_str(),
+            Error::Failed { kind, .. } => kind.as_str(),
         }
     }
 
@@ -154,6 +312,13 @@ impl Error {
                     .into(),
             ),
             Error::NoSuchSnapshot { .. } => Some("run `bwguard list` to see the snapshots".into()),
+            Error::NoSuchCopy { remote, .. } => {
+                Some(format!("`bwguard list --remote {remote}` shows the copies"))
+            }
+            Error::NoSuchRemote { known, .. } if known.is_empty() => {
+                Some("add one with `bwguard remote add`".into())
+            }
+            Error::NoSuchRemote { .. } => Some("`bwguard remote list` shows them".into()),
             Error::NoSnapshots(_) => Some("take one with `bwguard backup`".into()),
             Error::Integrity { .. } => Some(
                 "do not restore from this snapshot; run `bwguard verify --all --deep` \
@@ -170,4 +335,34 @@ impl Error {
 /// True when an I/O error means the filesystem is full.
 pub fn is_disk_full(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_unique_and_kebab_case() {
+        let all = all_kinds();
+        let mut names: Vec<&str> = all.iter().map(|(k, _)| *k).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all.len(), "a kind is named twice");
+        for n in names {
+            assert!(n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'), "{n}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_exits_5_and_a_failure_1_under_their_own_kind() {
+        let r = Error::refused(Refusal::DatabaseInUse, "open", "stop it");
+        assert_eq!((r.exit(), r.kind()), (Exit::Refused, "database-in-use"));
+        let f = Error::failed(Failure::StepFailed, "update failed", "undo it");
+        assert_eq!((f.exit(), f.kind()), (Exit::Failed, "step-failed"));
+        let denied = Error::io("cannot open", "/x", io::Error::from(io::ErrorKind::PermissionDenied));
+        assert_eq!((denied.exit(), denied.kind()), (Exit::Failed, "permission-denied"));
+        for (kind, exit) in all_kinds() {
+            assert!(exit != Exit::Ok, "{kind}");
+        }
+    }
 }

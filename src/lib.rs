@@ -1,9 +1,29 @@
 //! bwguard: safe configuration changes, snapshots and rollback for a
 //! self-hosted Bitwarden install.
 //!
-//! `run` is the one dispatch; commands live in `commands/`, and return a
-//! JSON document that `--json` prints. Only `main` exits, so every guard
-//! (the store lock above all) is dropped before the process ends.
+//! The map, top down (a module uses only those below it, and `commands/`
+//! nothing but them):
+//!
+//! - `main.rs`, [`run`] (the one dispatch) and [`main_with`]: parse, run,
+//!   print the report or the error, exit. Only `main` exits, so every
+//!   guard (the store lock above all) is dropped before the process ends.
+//! - [`cli`]: the command line as clap types, no logic.
+//! - [`commands`]: one file per command, each implementing
+//!   [`commands::Run`] for its arguments; no command imports another.
+//! - [`procedure`]: Bitwarden's own procedures run by bwguard (the SCIM
+//!   change, the upgrade), journaled, rolled back on failure under the lock.
+//! - [`offsite`]: encrypted copies on S3-compatible storage.
+//! - [`schedule`]: systemd units and cron lines, retention and pruning.
+//! - [`engine`]: the snapshot engine: archives and their checks, gzip
+//!   members, read-back and device reads, the store and its lock,
+//!   manifests, scope, verification, restore and rollback. It knows
+//!   nothing of the command line.
+//! - [`install`]: the Bitwarden install: where it is, config.yml, Helm
+//!   values, facts read from it, the live-database scan, preflight checks.
+//! - [`report`]: every `--json` document as a typed value, and its human
+//!   form; [`context`]: the run's options, clock and output; [`error`]:
+//!   the error type, its exit codes and stable kinds; [`files`]: atomic
+//!   writes and private files; [`sample`]: generated installs.
 
 pub mod cli;
 pub mod commands;
@@ -13,50 +33,44 @@ pub mod error;
 pub mod files;
 pub mod install;
 pub mod offsite;
+pub mod procedure;
 pub mod report;
 pub mod sample;
 pub mod schedule;
 
 use std::io::{IsTerminal, Write};
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, RemoteCommand, ScheduleCommand};
+use commands::Run;
 use context::Ctx;
 use error::{Error, Exit, Result};
+use report::{ErrorDoc, ErrorReport, Report};
 
-/// Runs one command and returns its JSON document.
-pub fn run(cmd: &Command, ctx: &mut Ctx) -> Result<serde_json::Value> {
+/// Runs one command and returns its report: the one dispatch.
+pub fn run(cmd: &Command, ctx: &mut Ctx) -> Result<Report> {
     match cmd {
-        Command::Backup(a) => commands::backup::run(a, ctx),
-        Command::Verify(a) => match &a.remote {
-            Some(remote) => commands::offsite::verify(a, ctx, remote),
-            None => commands::verify::run(a, ctx),
-        },
-        Command::List(a) => match &a.remote {
-            Some(remote) => commands::offsite::list(ctx, remote),
-            None => commands::list::run(ctx),
-        },
-        Command::Status(a) => commands::status::run(a, ctx),
-        Command::EnableScim(a) => commands::edit::run_scim(true, a, ctx),
-        Command::DisableScim(a) => commands::edit::run_scim(false, a, ctx),
-        Command::Set(a) => commands::edit::run_set(a, ctx),
-        Command::Diff(a) => commands::diff::run(a, ctx),
-        Command::Rollback(a) => commands::rollback::run(a, ctx),
-        Command::Prune(a) => match &a.remote {
-            Some(remote) => commands::offsite::prune(a, ctx, remote),
-            None => commands::prune::run(a, ctx),
-        },
-        Command::Push(a) => commands::offsite::push(a, ctx),
-        Command::Pull(a) => commands::offsite::pull(a, ctx),
-        Command::Remote(a) => commands::offsite::run_remote(a, ctx),
-        Command::Schedule(a) => commands::schedule::run(a, ctx),
-        Command::Upgrade(a) => commands::apply::upgrade(a, ctx),
-        Command::Log(a) => commands::apply::log(a, ctx),
-        Command::Pin(a) => commands::pin::run_pin(a, true, ctx),
-        Command::Unpin(a) => commands::pin::run_pin(a, false, ctx),
-        Command::Forget(a) => commands::pin::run_forget(a, ctx),
-        Command::Completions(a) => commands::docs::completions(a, ctx),
-        Command::Man => commands::docs::man(ctx),
-        Command::Demo(a) => commands::demo::run(a, ctx),
+        Command::Backup(a) => a.run(ctx).map(Into::into),
+        Command::Verify(a) => a.run(ctx).map(Into::into),
+        Command::List(a) => a.run(ctx).map(Into::into),
+        Command::Status(a) => a.run(ctx).map(Into::into),
+        Command::EnableScim(a) => a.run(ctx).map(Into::into),
+        Command::DisableScim(a) => a.run(ctx).map(Into::into),
+        Command::Set(a) => a.run(ctx).map(Into::into),
+        Command::Diff(a) => a.run(ctx).map(Into::into),
+        Command::Rollback(a) => a.run(ctx).map(Into::into),
+        Command::Prune(a) => a.run(ctx).map(Into::into),
+        Command::Schedule(a) => a.run(ctx).map(Into::into),
+        Command::Upgrade(a) => a.run(ctx).map(Into::into),
+        Command::Log(a) => a.run(ctx).map(Into::into),
+        Command::Pin(a) => a.run(ctx).map(Into::into),
+        Command::Unpin(a) => a.run(ctx).map(Into::into),
+        Command::Forget(a) => a.run(ctx).map(Into::into),
+        Command::Push(a) => a.run(ctx).map(Into::into),
+        Command::Pull(a) => a.run(ctx).map(Into::into),
+        Command::Remote(a) => a.run(ctx).map(Into::into),
+        Command::Completions(a) => a.run(ctx).map(Into::into),
+        Command::Man(a) => a.run(ctx).map(Into::into),
+        Command::Demo(a) => a.run(ctx).map(Into::into),
     }
 }
 
@@ -74,8 +88,8 @@ pub fn main_with(cli: Cli) -> i32 {
     let started = std::time::Instant::now();
     let result = run(&cli.command, &mut ctx);
     let code = match &result {
-        Ok(doc) => {
-            ctx.out.json(doc);
+        Ok(report) => {
+            ctx.out.json(report);
             Exit::Ok as i32
         }
         Err(e) => {
@@ -83,7 +97,7 @@ pub fn main_with(cli: Cli) -> i32 {
             e.exit() as i32
         }
     };
-    let dry_run = result.as_ref().is_ok_and(|doc| doc["dry_run"] == true);
+    let dry_run = result.as_ref().is_ok_and(Report::dry_run);
     if let Some(name) = writing_command(&cli.command)
         && !dry_run
         && !std::io::stderr().is_terminal()
@@ -93,7 +107,8 @@ pub fn main_with(cli: Cli) -> i32 {
     code
 }
 
-/// The name of a command that changes something, for the run's log line.
+/// The name of a command that changes something (it takes the store's
+/// write lock), for the run's log line.
 fn writing_command(cmd: &Command) -> Option<&'static str> {
     Some(match cmd {
         Command::Backup(_) => "backup",
@@ -102,23 +117,27 @@ fn writing_command(cmd: &Command) -> Option<&'static str> {
         Command::Set(_) => "set",
         Command::Rollback(_) => "rollback",
         Command::Prune(_) => "prune",
-        Command::Schedule(_) => "schedule",
+        Command::Schedule(ScheduleCommand::Install(_) | ScheduleCommand::Remove(_)) => "schedule",
         Command::Upgrade(_) => "upgrade",
         Command::Pin(_) => "pin",
         Command::Unpin(_) => "unpin",
         Command::Forget(_) => "forget",
+        Command::Push(_) => "push",
+        Command::Pull(_) => "pull",
+        Command::Remote(RemoteCommand::Add(_)) => "remote add",
+        Command::Remote(RemoteCommand::Remove(_)) => "remote remove",
         _ => return None,
     })
 }
 
 /// One line per unattended run on stderr, as journald and cron mail show it:
 /// `bwguard[PID]: backup ok: snapshot ID (8.1s)` or `… failed (exit 5, refused): …`.
-fn log_line(command: &str, result: &Result<serde_json::Value>, took: std::time::Duration) {
+fn log_line(command: &str, result: &Result<Report>, took: std::time::Duration) {
     let pid = std::process::id();
     let secs = took.as_secs_f64();
     let line = match result {
-        Ok(doc) => {
-            let what = doc["id"].as_str().map(|id| format!(": snapshot {id}")).unwrap_or_default();
+        Ok(report) => {
+            let what = report.snapshot().map(|id| format!(": snapshot {id}")).unwrap_or_default();
             format!("bwguard[{pid}]: {command} ok{what} ({secs:.1}s)")
         }
         Err(e) => format!(
@@ -133,32 +152,33 @@ fn log_line(command: &str, result: &Result<serde_json::Value>, took: std::time::
 /// Prints an error on stderr (`error:` and `hint:` lines) and, with
 /// `--json`, as `{"error": {code, kind, message, hint}}` on stdout.
 pub fn report_error(e: &Error, json: bool) {
-    let hint = e.hint();
+    let doc = ErrorReport::of(e);
     let mut err = std::io::stderr();
     let colour = report::human::colour_stderr();
     let _ = writeln!(err, "{} {e}", report::human::paint("error:", 31, colour));
-    if let Some(h) = &hint {
+    if let Some(h) = &doc.error.hint {
         let _ = writeln!(err, "{} {h}", report::human::paint("hint:", 36, colour));
     }
     if json {
-        let doc = serde_json::json!({"error": {
-            "code": e.exit() as i32,
-            "kind": e.kind(),
-            "message": e.to_string(),
-            "hint": hint,
-        }});
-        println!("{doc}");
+        print_json(&doc);
     }
 }
 
 /// Prints a usage error found by the argument parser as a JSON error.
 pub fn report_usage_json(message: &str) {
     let first = message.lines().next().unwrap_or(message).trim_start_matches("error: ");
-    let doc = serde_json::json!({"error": {
-        "code": Exit::Usage as i32,
-        "kind": "usage",
-        "message": first,
-        "hint": "run `bwguard --help`",
-    }});
-    println!("{doc}");
+    print_json(&ErrorReport {
+        error: ErrorDoc {
+            code: Exit::Usage as i32,
+            kind: "usage".into(),
+            message: first.into(),
+            hint: Some("run `bwguard --help`".into()),
+        },
+    });
+}
+
+fn print_json(doc: &ErrorReport) {
+    if let Ok(text) = serde_json::to_string(doc) {
+        println!("{text}");
+    }
 }

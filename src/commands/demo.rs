@@ -8,18 +8,35 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use serde_json::json;
 use walkdir::WalkDir;
 
-use crate::cli::{BackupArgs, Command, DemoArgs, DiffArgs, EditArgs, RollbackArgs, ScopeArgs, VerifyArgs};
-use crate::commands::human_size;
+use super::Run;
+use crate::cli::{
+    BackupArgs, Command, DemoArgs, DiffArgs, EditArgs, EnableScimArgs, RollbackArgs, ScopeArgs, VerifyArgs,
+};
 use crate::context::Ctx;
+use crate::engine::progress::Progress;
 use crate::engine::verify::hash_file;
 use crate::error::{Error, Result};
+use crate::install::DEFAULT_STORE_NAME;
+use crate::report::DemoReport;
+use crate::report::human::human_size;
 use crate::sample::{self, SampleOptions};
 
-/// Runs `demo`.
-pub fn run(args: &DemoArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
+impl Run for DemoArgs {
+    type Report = DemoReport;
+
+    fn run(&self, ctx: &mut Ctx) -> Result<DemoReport> {
+        let report = demo(self, ctx)?;
+        ctx.out.show(&report);
+        if self.dir.is_some() {
+            ctx.out.info(format!("The sample install and its snapshots are in {}", report.dir));
+        }
+        Ok(report)
+    }
+}
+
+fn demo(args: &DemoArgs, ctx: &mut Ctx) -> Result<DemoReport> {
     let scratch;
     let base: PathBuf = match &args.dir {
         Some(d) => ctx.cwd.join(d),
@@ -54,24 +71,18 @@ pub fn run(args: &DemoArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     let differing: Vec<&String> =
         before.keys().chain(after.keys()).filter(|k| before.get(*k) != after.get(*k)).collect();
     if !differing.is_empty() {
-        return Err(Error::Failed {
-            message: format!("after rollback these differ from the original: {differing:?}"),
-            hint: Some("this is a bug in bwguard; please report it".into()),
-        });
+        return Err(Error::internal(format!("after rollback these differ from the original: {differing:?}")));
     }
-    let files = before.values().filter(|v| v.starts_with("file")).count();
-    ctx.out.result(format!(
-        "== Proof: all {} entries ({files} files) of the install are back to the original bytes, modes and mtimes.",
-        before.len()
-    ));
-    if args.dir.is_some() {
-        ctx.out.info(format!("The sample install and its snapshots are in {}", base.display()));
-    }
-    Ok(
-        json!({"dir": base.display().to_string(), "snapshot": snapshot, "entries": before.len(), "identical": true}),
-    )
+    Ok(DemoReport {
+        dir: base.display().to_string(),
+        snapshot,
+        entries: before.len(),
+        files: before.values().filter(|v| v.starts_with("file")).count(),
+        identical: true,
+    })
 }
 
+/// The walk: each step is a real command, run through the dispatcher.
 fn steps(ctx: &mut Ctx, install: &Path) -> Result<String> {
     let scope = ScopeArgs::default();
     ctx.out.info("\n== 1. bwguard backup: archive, checksum, read back, then write the manifest");
@@ -88,19 +99,18 @@ fn steps(ctx: &mut Ctx, install: &Path) -> Result<String> {
         ctx,
     )?;
     ctx.out.info("\n== 2. bwguard enable-scim: snapshot first, then change exactly one line");
-    let edited = crate::run(
-        &Command::EnableScim(EditArgs {
-            add_missing: false,
-            dry_run: false,
-            apply: false,
-            rollback_on_failure: false,
-            bitwarden_sh: None,
-            helm_values: None,
-            scope,
-        }),
-        ctx,
-    )?;
-    let snapshot = edited["snapshot"].as_str().unwrap_or_default().to_string();
+    let edit = EditArgs {
+        add_missing: false,
+        dry_run: false,
+        apply: false,
+        rollback_on_failure: false,
+        bitwarden_sh: None,
+        helm_values: None,
+        scope,
+    };
+    let edited = crate::run(&Command::EnableScim(EnableScimArgs { edit }), ctx)?;
+    let snapshot =
+        edited.snapshot().ok_or_else(|| Error::internal("enable-scim took no snapshot"))?.to_string();
     ctx.out.info("\n== 3. bwguard diff: what changed in config.yml since that snapshot");
     crate::run(&Command::Diff(DiffArgs { id: Some(snapshot.clone()) }), ctx)?;
     ctx.out.info("\n== 4. bwguard verify --deep --all: every archive decompressed, every file checked");
@@ -137,17 +147,19 @@ fn fingerprint(install: &Path) -> Result<BTreeMap<String, String>> {
     let walker = WalkDir::new(install)
         .follow_links(false)
         .into_iter()
-        .filter_entry(|e| e.file_name() != crate::install::DEFAULT_STORE_NAME);
+        .filter_entry(|e| e.file_name() != DEFAULT_STORE_NAME);
     for item in walker {
-        let item = item.map_err(|e| Error::Failed { message: e.to_string(), hint: None })?;
+        let item = item.map_err(|e| {
+            let path = e.path().map(Path::to_path_buf).unwrap_or_default();
+            Error::io("cannot read", path, e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk")))
+        })?;
         let path = item.path();
         let meta = fs::symlink_metadata(path).map_err(|e| Error::io("cannot read", path, e))?;
         let rel = path.strip_prefix(install).unwrap_or(path).display().to_string();
         let what = if meta.file_type().is_symlink() {
             format!("link {}", fs::read_link(path).map(|t| t.display().to_string()).unwrap_or_default())
         } else if meta.is_file() {
-            let d = hash_file(path, &crate::engine::progress::Progress::hidden(0))
-                .map_err(|e| Error::io("cannot read", path, e))?;
+            let d = hash_file(path, &Progress::hidden(0)).map_err(|e| Error::io("cannot read", path, e))?;
             format!("file {}", d.sha256)
         } else if rel.is_empty() {
             continue;

@@ -4,9 +4,9 @@
 use std::fs;
 use std::io::Read;
 
-use serde_json::json;
 use similar::TextDiff;
 
+use super::Run;
 use crate::cli::DiffArgs;
 use crate::context::Ctx;
 use crate::engine::archive;
@@ -15,9 +15,19 @@ use crate::engine::progress::Progress;
 use crate::engine::store::Store;
 use crate::error::{Error, Result};
 use crate::install::config::{Config, KNOWN_KEYS};
+use crate::report::{DiffReport, KeyChange};
 
-/// Runs `diff`.
-pub fn run(args: &DiffArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
+impl Run for DiffArgs {
+    type Report = DiffReport;
+
+    fn run(&self, ctx: &mut Ctx) -> Result<DiffReport> {
+        let report = diff(self, ctx)?;
+        ctx.out.show(&report);
+        Ok(report)
+    }
+}
+
+fn diff(args: &DiffArgs, ctx: &mut Ctx) -> Result<DiffReport> {
     let install = ctx.install()?;
     let store = Store::new(&install.store);
     let id = store.resolve(args.id.as_deref())?;
@@ -34,23 +44,22 @@ pub fn run(args: &DiffArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
         .unified_diff()
         .header(&format!("snapshot {id}/config.yml"), &format!("current {}", path.display()))
         .to_string();
-    let keys = changed_keys(&old, &new);
-    if old == new {
-        ctx.out.result(format!("config.yml is the same as in snapshot {id}"));
-    } else {
-        ctx.out.result(unified.trim_end());
-    }
-    Ok(json!({"id": id, "identical": old == new, "diff": unified, "changed_keys": keys}))
+    let changed_keys = changed_keys(&old, &new);
+    Ok(DiffReport { id, identical: old == new, diff: unified, changed_keys })
 }
 
 /// Known keys whose values differ between two config.yml files.
-fn changed_keys(old: &[u8], new: &[u8]) -> Vec<serde_json::Value> {
+fn changed_keys(old: &[u8], new: &[u8]) -> Vec<KeyChange> {
     let (Ok(a), Ok(b)) = (Config::parse(old), Config::parse(new)) else {
         return Vec::new();
     };
     KNOWN_KEYS
         .iter()
         .filter(|k| a.raw(k.name) != b.raw(k.name) || a.has(k.name) != b.has(k.name))
-        .map(|k| json!({"key": k.name, "snapshot": a.raw(k.name), "current": b.raw(k.name)}))
+        .map(|k| KeyChange {
+            key: k.name.to_string(),
+            snapshot: a.raw(k.name).map(str::to_string),
+            current: b.raw(k.name).map(str::to_string),
+        })
         .collect()
 }

@@ -1,75 +1,57 @@
-//! `list`: the snapshots, newest first, as an aligned table or JSON.
+//! `list`: the snapshots, newest first, as an aligned table; with
+//! `--remote`, the complete copies on a remote.
 
-use serde_json::json;
-
-use crate::commands::{human_age, human_size};
+use super::Run;
+use crate::cli::ListArgs;
 use crate::context::Ctx;
-use crate::engine::manifest::Manifest;
 use crate::engine::store::Store;
 use crate::error::Result;
-use crate::report::human::age;
-use crate::report::table::table;
+use crate::offsite::{self, remote};
+use crate::report::human::{age, seconds_since};
+use crate::report::snapshots::StoreList;
+use crate::report::{ListReport, Listing, RemoteListReport, RemoteListing, SnapshotListing};
 
-/// Runs `list`.
-pub fn run(ctx: &mut Ctx) -> Result<serde_json::Value> {
-    let install = ctx.install()?;
-    let store = Store::new(&install.store);
-    let listed = store.list()?;
-    let mut rows =
-        vec![["ID", "AGE", "REASON", "SIZE", "PINNED", "VERSION", "SCIM", "CONSISTENCY"].map(String::from)];
-    let mut docs = Vec::new();
-    for l in &listed {
-        match &l.manifest {
-            Ok(m) => {
-                rows.push([
-                    l.id.clone(),
-                    age(m, ctx.now).map(human_age).unwrap_or_else(|| "?".into()),
-                    m.reason.clone() + &m.note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default(),
-                    human_size(m.archive.size),
-                    if m.pinned { "yes" } else { "no" }.into(),
-                    m.bitwarden.core_version.clone().unwrap_or_else(|| "?".into()),
-                    m.bitwarden.enable_scim.map_or("?", |b| if b { "on" } else { "off" }).into(),
-                    m.consistency.clone(),
-                ]);
-                docs.push(listing_json(m));
-            }
-            Err(problem) => {
-                rows.push([
-                    l.id.clone(),
-                    "?".into(),
-                    format!("DAMAGED: {problem}"),
-                    "".into(),
-                    "".into(),
-                    "".into(),
-                    "".into(),
-                    "".into(),
-                ]);
-                docs.push(json!({"id": l.id, "damaged": problem}));
-            }
-        }
+impl Run for ListArgs {
+    type Report = ListReport;
+
+    fn run(&self, ctx: &mut Ctx) -> Result<ListReport> {
+        let report = match &self.remote {
+            Some(name) => ListReport::Remote(list_remote(ctx, name)?),
+            None => ListReport::Store(list_store(ctx)?),
+        };
+        ctx.out.show(&report);
+        Ok(report)
     }
-    if listed.is_empty() {
-        ctx.out.info(format!("No snapshots in {}. Take one with `bwguard backup`.", store.root.display()));
-    } else {
-        for line in table(&rows) {
-            ctx.out.result(line);
-        }
-    }
-    Ok(json!({"store": store.root.display().to_string(), "snapshots": docs}))
 }
 
-/// The JSON description of a listed snapshot.
-pub fn listing_json(m: &Manifest) -> serde_json::Value {
-    json!({
-        "id": m.id,
-        "created": m.created,
-        "reason": m.reason,
-        "note": m.note,
-        "pinned": m.pinned,
-        "size": m.archive.size,
-        "content_size": m.content_size(),
-        "scope": m.scope,
-        "consistency": m.consistency,
-        "bitwarden": m.bitwarden,
-    })
+fn list_store(ctx: &mut Ctx) -> Result<StoreList> {
+    let install = ctx.install()?;
+    let store = Store::new(&install.store);
+    let snapshots = store
+        .list()?
+        .into_iter()
+        .map(|l| match l.manifest {
+            Ok(m) => Listing::Snapshot(Box::new(SnapshotListing::of(&m, age(&m, ctx.now)))),
+            Err(damaged) => Listing::Damaged { id: l.id, damaged },
+        })
+        .collect();
+    Ok(StoreList { store: store.root.display().to_string(), snapshots })
+}
+
+fn list_remote(ctx: &mut Ctx, name: &str) -> Result<RemoteListReport> {
+    let install = ctx.install()?;
+    let (name, found) = remote::pick(&install.store, Some(name))?;
+    let (listed, incomplete) = offsite::list(&found.client()?)?;
+    let snapshots = listed
+        .into_iter()
+        .map(|l| match l.manifest {
+            Ok(m) => RemoteListing::Copy {
+                age_seconds: seconds_since(&m.created, ctx.now),
+                pushed_age_seconds: seconds_since(&m.pushed, ctx.now),
+                copy: Box::new(m),
+            },
+            Err(damaged) => RemoteListing::Damaged { id: l.id, damaged },
+        })
+        .collect();
+    Ok(RemoteListReport { remote: name, url: found.url, snapshots, incomplete })
 }

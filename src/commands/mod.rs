@@ -1,65 +1,46 @@
-//! One module per command. Each runs: lock → backup first if it changes
-//! anything → plan → show → apply, and returns its JSON document.
+//! One file per command, each a leaf: it implements [`Run`] for its
+//! arguments and imports no other command. What two commands share lives
+//! below them (the engine, the install, the procedures, scheduling,
+//! off-site, reports). A command that changes something runs: lock →
+//! snapshot first → plan → show → apply, and returns its typed report.
+//!
+//! `enable-scim`, `disable-scim` and `set` share `edit.rs`; every other
+//! command's file is named after it.
 
-pub mod apply;
 pub mod backup;
+pub mod completions;
 pub mod demo;
 pub mod diff;
-pub mod docs;
 pub mod edit;
-pub mod helm;
+pub mod forget;
 pub mod list;
-pub mod offsite;
+pub mod log;
+pub mod man;
 pub mod pin;
 pub mod prune;
+pub mod pull;
+pub mod push;
+pub mod remote;
 pub mod rollback;
 pub mod schedule;
 pub mod status;
+pub mod unpin;
+pub mod upgrade;
 pub mod verify;
 
 use std::io::BufRead;
 
 use crate::context::Ctx;
-use crate::engine::lock::StoreLock;
-use crate::engine::restore;
-use crate::engine::store::Store;
-use crate::error::{Error, Result};
-use crate::files;
-use crate::install::Install;
+use crate::error::{Error, Refusal, Result};
+use crate::report::Report;
 
-/// Starts a writing run: takes the store lock, then finishes or undoes an
-/// interrupted rollback and removes incomplete snapshots, saying so.
-pub fn begin_write(ctx: &mut Ctx, install: &Install, command: &str) -> Result<(StoreLock, Store)> {
-    let lock = StoreLock::acquire(&install.store, command, ctx.now)?;
-    let store = Store::new(&install.store);
-    if let Some(said) = restore::recover(install, &store)? {
-        ctx.out.warn(said);
-    }
-    for id in store.remove_incomplete()? {
-        ctx.out.warn(format!("removed incomplete snapshot {id} left by an interrupted run"));
-    }
-    let config_tmp = files::temp_name(&install.config_path());
-    if config_tmp.exists() {
-        files::remove_any(&config_tmp)?;
-        ctx.out.warn(format!(
-            "removed {} left by an interrupted config edit; config.yml itself was never half-written",
-            config_tmp.display()
-        ));
-    }
-    let orphans = restore::orphan_staging(install);
-    if !orphans.is_empty() {
-        let list: Vec<String> = orphans.iter().map(|p| p.display().to_string()).collect();
-        return Err(Error::refused(
-            format!(
-                "found rollback staging directories that no journal in {} accounts for: {}",
-                store.root.display(),
-                list.join(", ")
-            ),
-            "a rollback run with another --store was interrupted: run bwguard with that store to finish it; \
-             if that store is gone, check their contents and remove them by hand",
-        ));
-    }
-    Ok((lock, store))
+/// A command: its arguments run in a context and give its report.
+pub trait Run {
+    /// The document `--json` prints.
+    type Report: Into<Report>;
+
+    /// Runs the command.
+    fn run(&self, ctx: &mut Ctx) -> Result<Self::Report>;
 }
 
 /// Asks a yes/no question on the terminal; `--yes` answers yes. Without a
@@ -70,6 +51,7 @@ pub fn confirm(ctx: &mut Ctx, question: &str) -> Result<bool> {
     }
     if !ctx.interactive {
         return Err(Error::refused(
+            Refusal::NeedsConfirmation,
             format!("this needs confirmation and there is no terminal to ask: {question}"),
             "pass --yes to confirm",
         ));
@@ -83,5 +65,3 @@ pub fn confirm(ctx: &mut Ctx, question: &str) -> Result<bool> {
         .map_err(|e| Error::io("cannot read answer from", "stdin", e))?;
     Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
-
-pub use crate::report::human::{human_age, human_size};

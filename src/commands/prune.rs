@@ -1,97 +1,90 @@
-//! `prune` (and `backup --prune`): delete snapshots by a retention policy,
-//! printing the reason for every one kept and removed. The decisions come
-//! from `retention::apply`, a pure function; this file only gathers the
-//! snapshots, finds the newest verified one, and deletes.
+//! `prune`: delete snapshots by a retention policy (the given one, else the
+//! one `schedule install` saved), printing the reason for every one kept
+//! and removed; with `--remote`, the same for the copies on a remote. The
+//! decisions come from `schedule::retention::apply`, a pure function.
+
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
+use super::Run;
 use crate::cli::PruneArgs;
-use crate::commands::begin_write;
 use crate::context::Ctx;
-use crate::engine::progress::Progress;
 use crate::engine::store::Store;
-use crate::engine::verify::check_files;
 use crate::error::Result;
-use crate::schedule::policy::saved_policy;
-use crate::schedule::retention::{self, Candidate, Policy};
+use crate::offsite::{self, RemoteManifest, remote};
+use crate::report::PruneReport;
+use crate::schedule::retention::{Candidate, Policy};
+use crate::schedule::{policy, prune};
 
-/// Runs `prune`.
-pub fn run(args: &PruneArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
-    let install = ctx.install()?;
-    let (_lock, store) = begin_write(ctx, &install, "prune")?;
-    let policy = match args.retention.policy() {
-        Some(p) => p,
-        None => saved_policy(&store)?.unwrap_or_default(),
-    };
-    prune(ctx, &store, &policy, args.dry_run)
+impl Run for PruneArgs {
+    type Report = PruneReport;
+
+    fn run(&self, ctx: &mut Ctx) -> Result<PruneReport> {
+        let install = ctx.install()?;
+        let writing = ctx.begin_write(&install, "prune")?;
+        let policy = match self.retention.policy() {
+            Some(p) => p,
+            None => policy::saved_policy(&writing.store)?.unwrap_or_default(),
+        };
+        let report = match &self.remote {
+            Some(name) => prune_remote(ctx, &writing.store, name, &policy, self.dry_run)?,
+            None => prune::prune_store(&mut ctx.out, &writing.store, &policy, self.dry_run, ctx.now)?,
+        };
+        ctx.out.show(&report);
+        Ok(report)
+    }
 }
 
-/// Applies `policy` to the snapshots in `store` (the caller holds the lock).
-pub fn prune(ctx: &mut Ctx, store: &Store, policy: &Policy, dry_run: bool) -> Result<serde_json::Value> {
+/// `prune --remote NAME`: the same retention, applied to the copies. The
+/// newest copy whose checksum object and size agree with its manifest is
+/// always kept, as are pinned ones; incomplete copies are removed.
+fn prune_remote(
+    ctx: &mut Ctx,
+    store: &Store,
+    name: &str,
+    policy: &Policy,
+    dry_run: bool,
+) -> Result<PruneReport> {
+    let (name, found) = remote::pick(&store.root, Some(name))?;
     if policy.is_empty() {
-        ctx.out.result("no retention policy: nothing removed");
-        return Ok(json!({"policy": policy, "dry_run": dry_run, "kept": [], "removed": []}));
+        return Ok(PruneReport { remote: Some(name), ..prune::empty(policy, dry_run) });
     }
-    let mut candidates = Vec::new();
-    for l in store.list()? {
-        match &l.manifest {
-            Ok(m) => {
-                let time = DateTime::parse_from_rfc3339(&m.created).map(|t| t.with_timezone(&Utc));
-                let Ok(time) = time else {
-                    ctx.out.warn(format!("{}: unreadable creation time; left alone", m.id));
-                    continue;
-                };
-                candidates.push(Candidate { id: m.id.clone(), time, pinned: m.pinned, verified: false });
-            }
-            Err(problem) => {
-                ctx.out.warn(format!("{}: damaged ({problem}); left alone, see `bwguard forget`", l.id))
-            }
+    let client = found.client()?;
+    let (listed, incomplete) = offsite::list(&client)?;
+    if !dry_run {
+        for id in &incomplete {
+            offsite::delete_incomplete(&client, id)?;
         }
     }
-    // The newest snapshot that passes verification is never removed.
-    for c in candidates.iter_mut() {
-        let ok =
-            store.open(&c.id).and_then(|m| check_files(&store.dir(&c.id), &m, false, &Progress::hidden(0)));
-        if ok.is_ok() {
+    let mut candidates = Vec::new();
+    let mut manifests: Vec<RemoteManifest> = Vec::new();
+    for l in listed {
+        match l.manifest {
+            Ok(m) => match DateTime::parse_from_rfc3339(&m.created) {
+                Ok(t) => {
+                    candidates.push(Candidate {
+                        id: m.id.clone(),
+                        time: t.with_timezone(&Utc),
+                        pinned: m.pinned,
+                        verified: false,
+                    });
+                    manifests.push(m);
+                }
+                Err(_) => ctx.out.warn(format!("{}: unreadable creation time; left alone", m.id)),
+            },
+            Err(problem) => ctx.out.warn(format!("{}: damaged on {name} ({problem}); left alone", l.id)),
+        }
+    }
+    for (c, m) in candidates.iter_mut().zip(&manifests) {
+        if offsite::quick_check(&client, m).is_ok() {
             c.verified = true;
             break;
         }
-        ctx.out.warn(format!("{} fails verification", c.id));
+        ctx.out.warn(format!("{} on {name} fails its checks", c.id));
     }
-    ctx.out.info(format!("policy: {}", policy.describe()));
-    decide(ctx, &candidates, policy, dry_run, |id| store.delete(id))
-}
-
-/// Decides by `policy` which `candidates` go, says why for each, and
-/// removes them with `remove` unless `dry_run`; returns the JSON report.
-pub fn decide(
-    ctx: &mut Ctx,
-    candidates: &[Candidate],
-    policy: &Policy,
-    dry_run: bool,
-    mut remove: impl FnMut(&str) -> Result<()>,
-) -> Result<serde_json::Value> {
-    let decisions = retention::apply(candidates, policy, ctx.now, &chrono::Local);
-    let verb = if dry_run { "would remove" } else { "remove" };
-    let (mut kept, mut removed) = (Vec::new(), Vec::new());
-    for d in &decisions {
-        let reasons = d.reasons.join("; ");
-        if d.keep {
-            ctx.out.result(format!("keep          {}  {reasons}", d.id));
-            kept.push(json!({"id": d.id, "reasons": d.reasons}));
-        } else {
-            ctx.out.result(format!("{verb:<13} {}  {reasons}", d.id));
-            if !dry_run {
-                remove(&d.id)?;
-            }
-            removed.push(json!({"id": d.id, "reasons": d.reasons}));
-        }
-    }
-    ctx.out.info(format!(
-        "{} kept, {} {}",
-        kept.len(),
-        removed.len(),
-        if dry_run { "would be removed (dry run)" } else { "removed" }
-    ));
-    Ok(json!({"policy": policy, "dry_run": dry_run, "kept": kept, "removed": removed}))
+    let mut report = prune::decide(&mut ctx.out, &candidates, policy, dry_run, ctx.now, |id| {
+        offsite::delete(&client, id)
+    })?;
+    report.remote = Some(name);
+    report.incomplete_removed = incomplete;
+    Ok(report)
 }

@@ -2,30 +2,30 @@
 //! `bwguard backup --scheduled --prune` by absolute paths. Rendering is pure
 //! (`crate::schedule::units`); this file writes, enables and removes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use serde_json::json;
-
+use super::Run;
 use crate::cli::{JobArgs, ScheduleArgs, ScheduleCommand, SchedulePrintArgs, UnitDirArgs};
-use crate::commands::begin_write;
 use crate::context::Ctx;
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Result};
 use crate::files;
+use crate::offsite::remote;
+use crate::report::ScheduleReport;
 use crate::schedule::policy::{POLICY_FILE, save_policy};
-use crate::schedule::units::{self, Job};
+use crate::schedule::units::{self, Job, SERVICE, TIMER};
 
-/// Unit file names.
-pub const SERVICE: &str = "bwguard-backup.service";
-/// The timer unit.
-pub const TIMER: &str = "bwguard-backup.timer";
+impl Run for ScheduleCommand {
+    type Report = ScheduleReport;
 
-/// Runs a `schedule` subcommand.
-pub fn run(cmd: &ScheduleCommand, ctx: &mut Ctx) -> Result<serde_json::Value> {
-    match cmd {
-        ScheduleCommand::Install(a) => install(a, ctx),
-        ScheduleCommand::Remove(a) => remove(a, ctx),
-        ScheduleCommand::Print(a) => print(a, ctx),
+    fn run(&self, ctx: &mut Ctx) -> Result<ScheduleReport> {
+        let report = match self {
+            ScheduleCommand::Install(a) => install(a, ctx)?,
+            ScheduleCommand::Remove(a) => remove(a, ctx)?,
+            ScheduleCommand::Print(a) => print(a, ctx)?,
+        };
+        ctx.out.show(&report);
+        Ok(report)
     }
 }
 
@@ -48,27 +48,22 @@ fn job(args: &JobArgs, ctx: &Ctx) -> Result<Job> {
     })
 }
 
-fn print(args: &SchedulePrintArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
+fn print(args: &SchedulePrintArgs, ctx: &mut Ctx) -> Result<ScheduleReport> {
     let job = job(&args.job, ctx)?;
     if args.cron {
-        let line = units::render_cron(&job, true).map_err(Error::Usage)?;
-        ctx.out.result(format!(
-            "# /etc/cron.d/bwguard-backup (no dots in the name: cron skips such files)\n{}",
-            line.trim_end()
-        ));
-        return Ok(json!({"cron": line}));
+        let cron = units::render_cron(&job, true).map_err(Error::Usage)?;
+        return Ok(ScheduleReport::Cron { cron });
     }
-    let (service, timer) = (units::render_service(&job), units::render_timer(&job));
-    ctx.out.result(format!("# {SERVICE}\n{service}\n# {TIMER}\n{timer}"));
-    Ok(json!({"service": service, "timer": timer}))
+    Ok(ScheduleReport::Units { service: units::render_service(&job), timer: units::render_timer(&job) })
 }
 
-fn install(args: &ScheduleArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
+fn install(args: &ScheduleArgs, ctx: &mut Ctx) -> Result<ScheduleReport> {
     let job = job(&args.job, ctx)?;
     let install = ctx.install()?;
-    let (_lock, store) = begin_write(ctx, &install, "schedule")?;
+    let writing = ctx.begin_write(&install, "schedule")?;
+    let store = &writing.store;
     if let Some(name) = &job.push {
-        let (_, remote) = crate::commands::offsite::pick(&store.root, Some(name))?;
+        let (_, remote) = remote::pick(&store.root, Some(name))?;
         if remote.credentials_file.is_none() {
             ctx.out.warn(format!(
                 "remote {name} takes its S3 keys from the environment, which the timer does not have: \
@@ -78,7 +73,7 @@ fn install(args: &ScheduleArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     }
     let policy = args.retention.policy();
     if let Some(p) = &policy {
-        save_policy(&store, p)?;
+        save_policy(store, p)?;
         ctx.out.info(format!("saved the retention policy {} for backup --prune", p.describe()));
     } else {
         ctx.out
@@ -90,7 +85,6 @@ fn install(args: &ScheduleArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
     let (service, timer) = (units::render_service(&job), units::render_timer(&job));
     files::write_atomic(&dir.join(SERVICE), service.as_bytes(), own)?;
     files::write_atomic(&dir.join(TIMER), timer.as_bytes(), own)?;
-    ctx.out.result(format!("wrote {} and {}", dir.join(SERVICE).display(), dir.join(TIMER).display()));
     let steps = [vec!["daemon-reload"], vec!["enable", "--now", TIMER]];
     let ran = systemctl(ctx, &steps, "enable the timer")?;
     if job.live {
@@ -98,19 +92,20 @@ fn install(args: &ScheduleArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
             "--live: scheduled snapshots are taken while Bitwarden runs; they are crash-consistent at best",
         );
     }
-    Ok(json!({
-        "unit_dir": dir,
-        "service": SERVICE,
-        "timer": TIMER,
-        "calendar": job.calendar,
-        "policy": policy,
-        "systemctl_ran": ran,
-    }))
+    Ok(ScheduleReport::Installed {
+        unit_dir: dir.display().to_string(),
+        service: SERVICE.into(),
+        timer: TIMER.into(),
+        calendar: job.calendar,
+        policy,
+        systemctl_ran: ran,
+    })
 }
 
-fn remove(args: &UnitDirArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
+fn remove(args: &UnitDirArgs, ctx: &mut Ctx) -> Result<ScheduleReport> {
     let install = ctx.install()?;
-    let (_lock, store) = begin_write(ctx, &install, "schedule")?;
+    let writing = ctx.begin_write(&install, "schedule")?;
+    let store = &writing.store;
     let dir = &args.unit_dir;
     let present = dir.join(SERVICE).exists() || dir.join(TIMER).exists();
     let ran =
@@ -122,12 +117,7 @@ fn remove(args: &UnitDirArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
         systemctl(ctx, &[vec!["daemon-reload"]], "forget the units")?;
     }
     files::remove_any(&store.root.join(POLICY_FILE))?;
-    ctx.out.result(if present {
-        format!("removed {SERVICE} and {TIMER} from {} and the saved retention policy", dir.display())
-    } else {
-        format!("no bwguard units in {}; removed the saved retention policy if there was one", dir.display())
-    });
-    Ok(json!({"unit_dir": dir, "removed": present, "systemctl_ran": ran}))
+    Ok(ScheduleReport::Removed { unit_dir: dir.display().to_string(), removed: present, systemctl_ran: ran })
 }
 
 /// Runs each `systemctl` step when systemd runs this host, else prints them
@@ -146,13 +136,11 @@ fn systemctl(ctx: &mut Ctx, steps: &[Vec<&str>], what: &str) -> Result<bool> {
             .status()
             .map_err(|e| Error::io("cannot run", Path::new("systemctl"), e))?;
         if !status.success() {
-            return Err(Error::Failed {
-                message: format!("`systemctl {}` failed ({status})", s.join(" ")),
-                hint: Some(format!(
-                    "run it by hand to see why; the unit files are in place ({})",
-                    PathBuf::from(SERVICE).display()
-                )),
-            });
+            return Err(Error::failed(
+                Failure::SystemctlFailed,
+                format!("`systemctl {}` failed ({status})", s.join(" ")),
+                format!("run it by hand to see why; the unit files are in place ({SERVICE}, {TIMER})"),
+            ));
         }
     }
     Ok(true)

@@ -1,16 +1,29 @@
-//! `verify`: check snapshots; keep going past a failure, fail at the end.
+//! `verify`: check snapshots in the store, or with `--remote` the copies on
+//! a remote; keep going past a failure, fail at the end.
 
-use serde_json::json;
-
+use super::Run;
 use crate::cli::VerifyArgs;
 use crate::context::Ctx;
 use crate::engine::progress::Progress;
 use crate::engine::store::Store;
 use crate::engine::verify::check_files;
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Exit, Refusal, Result};
+use crate::offsite::crypt::Identities;
+use crate::offsite::{self, remote};
+use crate::report::{Checked, VerifyReport};
 
-/// Runs `verify`.
-pub fn run(args: &VerifyArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
+impl Run for VerifyArgs {
+    type Report = VerifyReport;
+
+    fn run(&self, ctx: &mut Ctx) -> Result<VerifyReport> {
+        match &self.remote {
+            Some(name) => verify_remote(self, ctx, name),
+            None => verify_local(self, ctx),
+        }
+    }
+}
+
+fn verify_local(args: &VerifyArgs, ctx: &mut Ctx) -> Result<VerifyReport> {
     let install = ctx.install()?;
     let store = Store::new(&install.store);
     let ids = store.chosen(&args.ids, args.all)?;
@@ -18,68 +31,101 @@ pub fn run(args: &VerifyArgs, ctx: &mut Ctx) -> Result<serde_json::Value> {
         return Err(Error::NoSnapshots(store.root.clone()));
     }
     let mode = if args.deep { "deep" } else { "checksums" };
-    let results = check_each(ctx, &ids, "", mode, |ctx, id| {
+    let report = VerifyReport { remote: None, mode: mode.into(), snapshots: Vec::new() };
+    check_each(ctx, report, &ids, |ctx, id| {
         let m = store.open(id)?;
         let total = if args.deep { m.content_size() } else { m.archive.size };
         let progress = Progress::new(&format!("verify {id}"), total, ctx.progress);
         check_files(&store.dir(id), &m, args.deep, &progress)
-    })?;
-    ctx.out.info(format!("{} snapshot(s) verified ({mode})", ids.len()));
-    Ok(json!({"mode": mode, "snapshots": results}))
+    })
 }
 
-/// Runs `check` on each id, printing a line for each, and keeps going past
+/// `verify --remote NAME`: without `--deep`, the ciphertext's checksum (no
+/// key needed); with `--deep --identity FILE`, decrypted and checked
+/// entry by entry.
+fn verify_remote(args: &VerifyArgs, ctx: &mut Ctx, name: &str) -> Result<VerifyReport> {
+    if args.deep && args.identity.is_none() {
+        return Err(Error::Usage(
+            "verify --remote --deep decrypts the copies: give the age identity with --identity FILE".into(),
+        ));
+    }
+    let identities = args.identity.as_deref().map(Identities::load).transpose()?;
+    let install = ctx.install()?;
+    let (name, found) = remote::pick(&install.store, Some(name))?;
+    let client = found.client()?;
+    let ids: Vec<String> = if args.all {
+        offsite::list(&client)?.0.into_iter().map(|l| l.id).collect()
+    } else if args.ids.is_empty() {
+        vec![offsite::newest(&client, &name)?]
+    } else {
+        args.ids.clone()
+    };
+    if ids.is_empty() {
+        return Err(Error::refused(
+            Refusal::RemoteEmpty,
+            format!("remote {name} holds no snapshot"),
+            format!("push one with `bwguard push --remote {name}`"),
+        ));
+    }
+    let mode = if identities.is_some() { "decrypted, deep" } else { "ciphertext checksum" };
+    let report = VerifyReport { remote: Some(name.clone()), mode: mode.into(), snapshots: Vec::new() };
+    check_each(ctx, report, &ids, |ctx, id| {
+        let rm = offsite::open(&client, &name, id)?;
+        let progress = Progress::new(&format!("verify {id}"), rm.object.size, ctx.progress);
+        offsite::verify(&client, &rm, identities.as_ref(), &progress)
+    })
+}
+
+/// Runs `check` on each id, showing a line for each, and keeps going past
 /// a failure; fails at the end with the worst error (an integrity failure
-/// outranks an unknown id). `place` follows "ok"/"FAILED" (e.g. " on NAME").
-pub fn check_each(
+/// outranks an unknown id).
+fn check_each(
     ctx: &mut Ctx,
+    mut report: VerifyReport,
     ids: &[String],
-    place: &str,
-    mode: &str,
     mut check: impl FnMut(&mut Ctx, &str) -> Result<()>,
-) -> Result<Vec<serde_json::Value>> {
-    let mut results = Vec::new();
+) -> Result<VerifyReport> {
     let mut failed: Vec<(String, Error)> = Vec::new();
     for id in ids {
-        match check(ctx, id) {
-            Ok(()) => {
-                ctx.out.result(format!("{id}  ok{place} ({mode})"));
-                results.push(json!({"id": id, "ok": true}));
-            }
-            Err(e) => {
-                ctx.out.result(format!("{id}  FAILED{place}: {e}"));
-                results.push(json!({"id": id, "ok": false, "problem": e.to_string()}));
-                failed.push((id.clone(), e));
-            }
+        let outcome = check(ctx, id);
+        report.snapshots.push(Checked {
+            id: id.clone(),
+            ok: outcome.is_ok(),
+            problem: outcome.as_ref().err().map(|e| e.to_string()),
+        });
+        report.show_last(&mut ctx.out);
+        if let Err(e) = outcome {
+            failed.push((id.clone(), e));
         }
     }
-    let worst = failed.iter().map(|(_, e)| e.exit() as i32).max();
-    match worst {
-        None => Ok(results),
-        Some(_) if failed.len() == 1 && ids.len() == 1 => Err(failed.remove(0).1),
-        Some(code) if code != Exit::Integrity as i32 => {
-            let at = failed.iter().position(|(_, e)| e.exit() as i32 == code).unwrap_or(0);
-            Err(failed.remove(at).1)
-        }
-        Some(_) => {
-            let names: Vec<&str> = failed.iter().map(|(id, _)| id.as_str()).collect();
-            let problem = |e: &Error| match e {
-                Error::Integrity { problem, .. } => problem.clone(),
-                other => other.to_string(),
-            };
-            let problems: Vec<String> = match failed.as_slice() {
-                [(_, e)] => vec![problem(e)],
-                all => all.iter().map(|(id, e)| format!("{id}: {}", problem(e))).collect(),
-            };
-            Err(Error::Integrity {
-                id: names.join(", "),
-                problem: format!(
-                    "{} of {} failed verification{place}: {}",
-                    failed.len(),
-                    ids.len(),
-                    problems.join("; ")
-                ),
-            })
-        }
+    let Some(worst) = failed.iter().map(|(_, e)| e.exit()).max() else {
+        ctx.out.show(&report);
+        return Ok(report);
+    };
+    if failed.len() == 1 && ids.len() == 1 {
+        return Err(failed.remove(0).1);
     }
+    if worst != Exit::Integrity {
+        let at = failed.iter().position(|(_, e)| e.exit() == worst).unwrap_or(0);
+        return Err(failed.remove(at).1);
+    }
+    let place = report.remote.as_ref().map(|r| format!(" on {r}")).unwrap_or_default();
+    let names: Vec<&str> = failed.iter().map(|(id, _)| id.as_str()).collect();
+    let problem = |e: &Error| match e {
+        Error::Integrity { problem, .. } => problem.clone(),
+        other => other.to_string(),
+    };
+    let problems: Vec<String> = match failed.as_slice() {
+        [(_, e)] => vec![problem(e)],
+        all => all.iter().map(|(id, e)| format!("{id}: {}", problem(e))).collect(),
+    };
+    Err(Error::Integrity {
+        id: names.join(", "),
+        problem: format!(
+            "{} of {} failed verification{place}: {}",
+            failed.len(),
+            ids.len(),
+            problems.join("; ")
+        ),
+    })
 }

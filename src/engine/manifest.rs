@@ -2,7 +2,7 @@
 //! rendering and parsing (pure; no I/O).
 //!
 //! The manifest is written last; its presence is what makes a directory a
-//! snapshot. Keys follow SPEC "manifest.json keys"; fields beyond those
+//! snapshot. Keys are those of docs/guide.md, "The snapshot format"; fields beyond those
 //! (`parts`, `scope`) are additions readers may ignore.
 
 use serde::{Deserialize, Serialize};

@@ -27,8 +27,9 @@ use serde::{Deserialize, Serialize};
 use crate::engine::archive::{self, CHUNK};
 use crate::engine::manifest::{ARCHIVE, Entry, EntryType, Manifest};
 use crate::engine::progress::Progress;
+use crate::engine::rollback::Selection;
 use crate::engine::store::Store;
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Refusal, Result};
 use crate::files::{self, Ownership};
 use crate::install::Install;
 
@@ -65,7 +66,8 @@ impl Unit {
         t.parent().unwrap_or(&install.dir).join(STAGING)
     }
 
-    fn contains(&self, path: &str) -> bool {
+    /// Whether `path` (install-relative) lies in this part.
+    pub fn contains(&self, path: &str) -> bool {
         path == self.rel || path.strip_prefix(&self.rel).is_some_and(|r| r.starts_with('/'))
     }
 }
@@ -105,9 +107,12 @@ impl Journal {
     pub fn read(store: &Store) -> Result<Option<Journal>> {
         let path = Self::path(store);
         match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| Error::Failed {
-                message: format!("the rollback journal {} is unreadable: {e}", path.display()),
-                hint: Some("inspect the install by hand; the journal names the parts being swapped".into()),
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+                Error::failed(
+                    Failure::BadStateFile,
+                    format!("the rollback journal {} is unreadable: {e}", path.display()),
+                    "inspect the install by hand; the journal names the parts being swapped",
+                )
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("cannot read", &path, e)),
@@ -128,14 +133,10 @@ impl Journal {
 }
 
 /// Which parts of `manifest` to restore: all, only config.yml, or all but it.
-pub fn select_units(
-    install: &Install,
-    manifest: &Manifest,
-    only: Option<crate::cli::Only>,
-) -> Result<Vec<Unit>> {
-    use crate::cli::Only;
+pub fn select_units(install: &Install, manifest: &Manifest, selection: Selection) -> Result<Vec<Unit>> {
     if manifest.data_dir != install.data_name {
         return Err(Error::refused(
+            Refusal::OtherDataDir,
             format!(
                 "snapshot {} was taken of a data directory named {}, this install's is {}",
                 manifest.id, manifest.data_dir, install.data_name
@@ -147,10 +148,10 @@ pub fn select_units(
     let units: Vec<Unit> = manifest
         .parts
         .iter()
-        .filter(|p| match only {
-            Some(Only::Config) => p.path == config,
-            Some(Only::Data) => p.path != config,
-            None => true,
+        .filter(|p| match selection {
+            Selection::Config => p.path == config,
+            Selection::Data => p.path != config,
+            Selection::All => true,
         })
         .map(|p| Unit { rel: p.path.clone(), in_snapshot: p.present, staged_ino: None })
         .collect();
@@ -165,6 +166,7 @@ pub fn select_units(
             && fs::metadata(parent).is_ok_and(|p| p.dev() != t.dev())
         {
             return Err(Error::refused(
+                Refusal::MountPoint,
                 format!(
                     "{} is a mount point; bwguard swaps parts by rename, which cannot replace a mount point",
                     target.display()
@@ -174,15 +176,6 @@ pub fn select_units(
         }
     }
     Ok(units)
-}
-
-/// Bytes and files a restore of `units` writes.
-pub fn units_size(manifest: &Manifest, units: &[Unit]) -> (usize, u64) {
-    manifest
-        .entries
-        .iter()
-        .filter(|e| units.iter().any(|u| u.contains(&e.path)))
-        .fold((0, 0u64), |(n, b), e| (n + 1, b.saturating_add(crate::engine::room::on_disk(e.size))))
 }
 
 /// Extracts the selected entries of the snapshot into staging, checks them,
@@ -345,13 +338,11 @@ fn check_staged(install: &Install, manifest: &Manifest, units: &[Unit]) -> Resul
         let mode_ok = e.kind == EntryType::Symlink || m.mode() & 0o7777 == e.mode;
         let owner_ok = !root_user || (m.uid() == e.uid && m.gid() == e.gid);
         if !kind_ok || !mode_ok || !owner_ok || m.mtime() != e.mtime {
-            return Err(Error::Failed {
-                message: format!(
-                    "restored {} does not match the manifest (type, size, mode, owner or mtime)",
-                    e.path
-                ),
-                hint: Some("the install was not changed; check the filesystem holding it".into()),
-            });
+            return Err(Error::failed(
+                Failure::RestoreMismatch,
+                format!("restored {} does not match the manifest (type, size, mode, owner or mtime)", e.path),
+                "the install was not changed; check the filesystem holding it",
+            ));
         }
     }
     Ok(())
@@ -435,6 +426,7 @@ pub fn recover(install: &Install, store: &Store) -> Result<Option<String>> {
     };
     if journal.install_dir != install.dir.display().to_string() {
         return Err(Error::refused(
+            Refusal::OtherInstall,
             format!(
                 "an interrupted rollback of {} is recorded in {}",
                 journal.install_dir,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::files;
 use crate::report::human::human_size;
 
@@ -35,6 +35,7 @@ pub fn room(needs: &[Need]) -> Result<()> {
             let what: Vec<String> =
                 list.iter().map(|n| format!("{} for {}", human_size(n.bytes), n.what)).collect();
             return Err(Error::refused(
+                Refusal::NoRoom,
                 format!(
                     "not enough free space on the filesystem holding {}: {} needed ({}), {} free",
                     list[0].path.display(),

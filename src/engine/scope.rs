@@ -1,5 +1,5 @@
-//! What a snapshot covers: the parts of the install (SPEC "What a snapshot
-//! is") and the walk that lists every file system object in them.
+//! What a snapshot covers: the parts of the install (docs/guide.md, "The
+//! snapshot format") and the walk that lists every file system object in them.
 //!
 //! Invariants: `bwdata/config.yml` is always the first part and the first
 //! entry; within a part, entries come parents first, names sorted, so the
@@ -13,7 +13,7 @@ use walkdir::WalkDir;
 
 use crate::engine::archive::Source;
 use crate::engine::manifest::Part;
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::install::Install;
 
 /// The parts inside the data directory that must match the database.
@@ -108,12 +108,14 @@ pub fn collect(install: &Install, scope: &Scope) -> Result<(Vec<Part>, Vec<Sourc
         Ok(m) if m.is_file() => {}
         Ok(_) => {
             return Err(Error::refused(
+                Refusal::NotAPlainFile,
                 format!("{} is not a regular file", config.display()),
                 "bwguard edits and restores config.yml as a plain file; replace the link with the file",
             ));
         }
         Err(e) => {
             return Err(Error::refused(
+                Refusal::NotAPlainFile,
                 format!("{} cannot be read: {e}", config.display()),
                 "is --bwdata the Bitwarden data directory? It holds config.yml",
             ));
@@ -134,6 +136,7 @@ pub fn collect(install: &Install, scope: &Scope) -> Result<(Vec<Part>, Vec<Sourc
         if meta.file_type().is_symlink() {
             let target = fs::read_link(&abs).map(|t| t.display().to_string()).unwrap_or_default();
             return Err(Error::refused(
+                Refusal::NotAPlainFile,
                 format!(
                     "{} is a symbolic link to {target}; a snapshot keeps links as links, so it would not hold what the link points to",
                     abs.display()
@@ -159,6 +162,7 @@ fn walk_part(rel: &str, abs: &Path, out: &mut Vec<Source>) -> Result<()> {
         for c in inner.components() {
             let Some(c) = c.as_os_str().to_str() else {
                 return Err(Error::refused(
+                    Refusal::BadName,
                     format!("{} has a name that is not UTF-8", item.path().display()),
                     "rename it; snapshot manifests record names as UTF-8",
                 ));

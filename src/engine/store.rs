@@ -147,6 +147,18 @@ impl Store {
         files::write_atomic(&path, &manifest.render(), own)
     }
 
+    /// Pins (`pinned`) or unpins snapshot `id`; returns whether that changed
+    /// its manifest. The caller holds the lock.
+    pub fn set_pinned(&self, id: &str, pinned: bool) -> Result<bool> {
+        let mut m = self.open(id)?;
+        if m.pinned == pinned {
+            return Ok(false);
+        }
+        m.pinned = pinned;
+        self.rewrite_manifest(&m)?;
+        Ok(true)
+    }
+
     /// Deletes snapshot `id`: its manifest first, so an interrupted delete
     /// leaves an incomplete directory (never listed, removed by the next
     /// writing run) rather than a listed snapshot with missing files.

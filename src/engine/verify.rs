@@ -1,4 +1,4 @@
-//! Checking a snapshot on disk against its manifest (SPEC "verify").
+//! Checking a snapshot on disk against its manifest (docs/guide.md, "The snapshot format").
 //!
 //! Plain: the archive's SHA-256 against both `data.tar.gz.sha256` and the
 //! manifest, and `SHA256SUMS` against the manifest. Deep: also decompress to

@@ -10,7 +10,7 @@ pub mod preflight;
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 
 /// Names the data directory may have inside the install directory, in the
 /// order they are looked for.
@@ -76,6 +76,44 @@ impl Install {
     /// `bwdata/config.yml`, absolute.
     pub fn config_path(&self) -> PathBuf {
         self.data.join("config.yml")
+    }
+
+    /// The bytes of config.yml, refusing anything but a regular file: bwguard
+    /// edits and restores it as a plain file.
+    pub fn read_config(&self) -> Result<Vec<u8>> {
+        let path = self.config_path();
+        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            return Err(Error::refused(
+                Refusal::NotAPlainFile,
+                format!("{} is not a regular file", path.display()),
+                "bwguard edits and restores config.yml as a plain file; is --bwdata the Bitwarden data directory?",
+            ));
+        }
+        std::fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))
+    }
+
+    /// The "install" of a Helm values file: its directory, the file as the
+    /// one part, and the store (`store`, or `bwguard-snapshots` beside the
+    /// file), all resolved against `cwd`.
+    pub fn of_values_file(file: &Path, store: Option<&Path>, cwd: &Path) -> Result<Install> {
+        let file = cwd.join(file);
+        let file = file.canonicalize().map_err(|_| Error::NoDataDir(file.clone()))?;
+        if !file.is_file() {
+            return Err(Error::NoDataDir(file));
+        }
+        let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+            return Err(Error::NoDataDir(file));
+        };
+        let store = match store {
+            Some(s) => cwd.join(s),
+            None => dir.join(DEFAULT_STORE_NAME),
+        };
+        Ok(Install {
+            dir: dir.to_path_buf(),
+            data_name: name.to_string_lossy().into_owned(),
+            data: file.clone(),
+            store,
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::install::Install;
 use crate::install::config::Config;
 use crate::install::facts::{self, DatabaseMode};
@@ -26,6 +26,7 @@ pub fn database_files(install: &Install, live: bool, action: &str) -> Result<boo
         return Ok(true);
     }
     Err(Error::refused(
+        Refusal::DatabaseInUse,
         format!("the database files are in use: {}; {action} would copy torn files", scan.describe()),
         "stop Bitwarden first with `./bitwarden.sh stop` (or accept a crash-consistent copy with --live)",
     ))
@@ -38,6 +39,7 @@ pub fn no_database_holders(install: &Install) -> Result<()> {
         return Ok(());
     }
     Err(Error::refused(
+        Refusal::DatabaseInUse,
         format!(
             "the database files are in use: {}; a rollback cannot replace them under SQL Server",
             scan.describe()
@@ -65,6 +67,7 @@ pub fn database_covered(install: &Install, backed_up_elsewhere: bool) -> Result<
         _ => "the Docker volume mssql_data (database_docker_volume: true)",
     };
     Err(Error::refused(
+        Refusal::DatabaseElsewhere,
         format!("this install keeps its database in {where_}, so a snapshot of bwdata cannot hold it"),
         "back the database up your own way, then pass --db-backed-up-elsewhere; \
          the snapshot will still cover config.yml and the settings",

@@ -17,7 +17,7 @@ use crate::engine::archive::{self, CHUNK, ChannelReader, Digest256, HashReader};
 use crate::engine::manifest::{Manifest, hex, sum_line};
 use crate::engine::progress::Progress;
 use crate::engine::verify;
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Result};
 use crate::offsite::crypt::Identities;
 use crate::offsite::s3::Client;
 
@@ -94,13 +94,14 @@ impl NetFlag {
     /// `outcome`, unless the download broke off: then that is the error.
     pub(super) fn explain<T>(&self, outcome: Result<T>, client: &Client, rm: &RemoteManifest) -> Result<T> {
         match outcome {
-            Err(e) if self.0.load(Ordering::Relaxed) => Err(Error::Failed {
-                message: format!(
+            Err(e) if self.0.load(Ordering::Relaxed) => Err(Error::failed(
+                Failure::RemoteUnreachable,
+                format!(
                     "remote storage: the download of {} broke off ({e}); the copy itself may be fine",
                     client.name(&rel(&rm.id, OBJECT))
                 ),
-                hint: Some("check the network and run the command again".into()),
-            }),
+                "check the network and run the command again",
+            )),
             other => other,
         }
     }
@@ -144,10 +145,11 @@ pub(super) fn open_object(client: &Client, rm: &RemoteManifest) -> Result<impl R
 
 /// A read error of the encrypted object: its network failure in words.
 pub(super) fn download_error(client: &Client, rm: &RemoteManifest, e: io::Error) -> Error {
-    Error::Failed {
-        message: format!("remote storage: GET {}: {e}", client.name(&rel(&rm.id, OBJECT))),
-        hint: Some("check the network and run the command again".into()),
-    }
+    Error::failed(
+        Failure::RemoteUnreachable,
+        format!("remote storage: GET {}: {e}", client.name(&rel(&rm.id, OBJECT))),
+        "check the network and run the command again",
+    )
 }
 
 /// The ciphertext as read against the public manifest.

@@ -58,10 +58,10 @@ pub fn encrypt<W: Write>(recipients: &[String], output: W) -> Result<age::stream
         .map(|r| age::x25519::Recipient::from_str(r).map_err(|e| Error::Usage(format!("recipient {r}: {e}"))))
         .collect::<Result<_>>()?;
     let encryptor = age::Encryptor::with_recipients(parsed.iter().map(|r| r as &dyn age::Recipient))
-        .map_err(|e| Error::Failed { message: format!("cannot encrypt: {e}"), hint: None })?;
+        .map_err(|e| Error::internal(format!("cannot encrypt: {e}")))?;
     encryptor
         .wrap_output(output)
-        .map_err(|e| Error::Failed { message: format!("cannot start the encrypted stream: {e}"), hint: None })
+        .map_err(|e| Error::internal(format!("cannot start the encrypted stream: {e}")))
 }
 
 /// The identities in an age identity file.

@@ -43,12 +43,12 @@ use serde::{Deserialize, Serialize};
 use crate::engine::manifest::{ARCHIVE, ARCHIVE_SUM, ArchiveInfo, BitwardenInfo, MANIFEST, SUMS};
 use crate::engine::progress::Progress;
 use crate::engine::store::is_id;
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Refusal, Result};
 use crate::offsite::s3::{Client, S3Error};
 
 pub use check::{quick_check, verify};
-pub use pull::pull;
-pub use push::{Pushed, abandon_pending, forget_pending, push};
+pub use pull::{fetch_locked, pull};
+pub use push::{Pushed, abandon_pending, forget_pending, push, push_ids, push_newer};
 
 /// The encrypted snapshot.
 pub const OBJECT: &str = "snapshot.tar.age";
@@ -115,19 +115,22 @@ pub fn rel(id: &str, name: &str) -> String {
     format!("{id}/{name}")
 }
 
-/// An S3 failure as a bwguard error (exit 1), with a hint by its kind.
+/// An S3 failure as a bwguard error (exit 1), its kind and hint by what
+/// went wrong: keys refused, remote unreachable, or another answer.
 pub fn s3_error(e: S3Error) -> Error {
-    let hint = match &e {
-        S3Error::Failed { status: Some(401 | 403), .. } => {
+    let (kind, hint) = match &e {
+        S3Error::Failed { status: Some(401 | 403), .. } => (
+            Failure::RemoteDenied,
             "check the access key and secret (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the remote's \
-             credentials file) and that the key may read and write the bucket"
-        }
-        S3Error::Failed { status: None, .. } => {
-            "check the endpoint address and the network; the command can be run again safely"
-        }
-        _ => "the command can be run again safely",
+             credentials file) and that the key may read and write the bucket",
+        ),
+        S3Error::Failed { status: None, .. } => (
+            Failure::RemoteUnreachable,
+            "check the endpoint address and the network; the command can be run again safely",
+        ),
+        _ => (Failure::RemoteError, "the command can be run again safely"),
     };
-    Error::Failed { message: format!("remote storage: {e}"), hint: Some(hint.into()) }
+    Error::failed(kind, format!("remote storage: {e}"), hint)
 }
 
 /// The complete copies on the remote, newest first, and the ids of
@@ -192,9 +195,7 @@ pub fn open(client: &Client, remote_name: &str, id: &str) -> Result<RemoteManife
                 "the copy on remote {remote_name} is incomplete (no manifest.json): an interrupted push; push it again"
             ),
         )),
-        None => Err(Error::Usage(format!(
-            "remote {remote_name} has no copy of snapshot {id}; `bwguard list --remote {remote_name}` shows the copies"
-        ))),
+        None => Err(Error::NoSuchCopy { id: id.to_string(), remote: remote_name.to_string() }),
     }
 }
 
@@ -217,6 +218,7 @@ pub fn newest(client: &Client, remote_name: &str) -> Result<String> {
     let (listed, _) = list(client)?;
     listed.into_iter().next().map(|l| l.id).ok_or_else(|| {
         Error::refused(
+            Refusal::RemoteEmpty,
             format!("remote {remote_name} holds no snapshot"),
             format!("push one with `bwguard push --remote {remote_name}`"),
         )

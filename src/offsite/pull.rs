@@ -10,15 +10,19 @@ use super::check::{
     walk_inner,
 };
 use super::{ARCHIVE, MANIFEST, ProgressReader, RemoteManifest, SMALL_MAX};
+use crate::context::Output;
 use crate::engine::archive::{CHUNK, HashReader};
 use crate::engine::manifest::Manifest;
 use crate::engine::progress::Progress;
 use crate::engine::store::Store;
 use crate::engine::verify;
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::files;
 use crate::offsite::crypt::Identities;
+use crate::offsite::remote::pick;
 use crate::offsite::s3::Client;
+use crate::report::PullReport;
+use crate::report::human::human_size;
 
 /// Downloads, decrypts and checks copy `rm` into the store as snapshot
 /// `rm.id` (the caller holds the store lock, and no snapshot of that id
@@ -99,4 +103,44 @@ fn copy_to(from: &mut impl Read, to: &mut File, path: &Path, id: &str) -> Result
         }
         to.write_all(&buf[..n]).map_err(|e| Error::io("cannot write", path, e))?;
     }
+}
+
+/// Brings copy `id` (default: the newest on the remote) of remote `name`
+/// (the only one when `None`) into the local store unless it is there
+/// already (the caller holds the store lock).
+pub fn fetch_locked(
+    out: &mut Output,
+    store: &Store,
+    name: Option<&str>,
+    id: Option<&str>,
+    identities: &Identities,
+    progress: bool,
+) -> Result<PullReport> {
+    let (name, remote) = pick(&store.root, name)?;
+    let client = remote.client()?;
+    let (id, rm) = super::open_or_newest(&client, &name, id)?;
+    let dir = store.dir(&id);
+    let report = |m: &Manifest, pulled: bool| PullReport {
+        id: id.clone(),
+        remote: name.clone(),
+        pulled,
+        path: dir.display().to_string(),
+        files: m.entries.iter().filter(|e| e.sha256.is_some()).count(),
+        content_size: m.content_size(),
+    };
+    if dir.exists() {
+        let local = store.open(&id)?;
+        if local.archive != rm.archive {
+            return Err(Error::refused(
+                Refusal::RemoteConflict,
+                format!("the local snapshot {id} differs from the copy on {name}"),
+                "two hosts push to the same prefix: give each host its own s3://BUCKET/PREFIX",
+            ));
+        }
+        return Ok(report(&local, false));
+    }
+    out.info(format!("Pulling {id} from {name} ({} encrypted)", human_size(rm.object.size)));
+    let bar = Progress::new(&format!("pull {id}"), rm.object.size, progress);
+    let m = pull(&client, &rm, identities, store, &bar)?;
+    Ok(report(&m, true))
 }

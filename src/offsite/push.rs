@@ -14,15 +14,17 @@ use super::{
     ARCHIVE, INNER, MAX_PARTS, OBJECT, OBJECT_SUM, PART, ProgressReader, REMOTE_FORMAT, REMOTE_MANIFEST,
     RemoteManifest, crypt, parse_manifest, rel, s3_error,
 };
+use crate::context::Output;
 use crate::engine::archive::{Digest256, HashReader};
 use crate::engine::manifest::{ArchiveInfo, Manifest, hex, sum_line};
 use crate::engine::progress::Progress;
-use crate::engine::store::Store;
+use crate::engine::store::{Store, id_key};
 use crate::engine::verify;
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Refusal, Result};
 use crate::files;
-use crate::offsite::remote::Remote;
+use crate::offsite::remote::{Remote, pick};
 use crate::offsite::s3::{Client, S3Error, UploadedPart};
+use crate::report::{PushReport, PushedCopy};
 
 /// What `push` did with one snapshot.
 #[derive(Debug)]
@@ -98,6 +100,7 @@ pub fn push(
             .map_err(|p| Error::integrity(id, format!("on remote {remote_name}: {p}")))?;
         if there.archive != m.archive {
             return Err(Error::refused(
+                Refusal::RemoteConflict,
                 format!(
                     "remote {remote_name} holds a different snapshot {id} (its archive checksum differs)"
                 ),
@@ -137,17 +140,16 @@ pub fn push(
     match client.head(&object).map_err(s3_error)? {
         Some(size) if size == cipher.size => {}
         other => {
-            return Err(Error::Failed {
-                message: format!(
+            return Err(Error::failed(
+                Failure::RemoteError,
+                format!(
                     "the uploaded {} has {} bytes, {} were sent",
                     client.name(&object),
                     other.map_or("no".to_string(), |s| s.to_string()),
                     cipher.size
                 ),
-                hint: Some(
-                    "run the push again; the incomplete copy is not listed and will be replaced".into(),
-                ),
-            });
+                "run the push again; the incomplete copy is not listed and will be replaced",
+            ));
         }
     }
     client.put(&rel(id, OBJECT_SUM), sum_line(&cipher.sha256, OBJECT).as_bytes()).map_err(s3_error)?;
@@ -171,6 +173,68 @@ pub fn push(
     client.put(&rel(id, REMOTE_MANIFEST), &bytes).map_err(s3_error)?;
     files::remove_any(&pending_path(store, remote_name))?;
     Ok(Pushed::Uploaded(rm))
+}
+
+/// Pushes `ids` of `store` to remote `name` (the only one when `None`),
+/// oldest first as given, stopping at the first failure (the caller holds
+/// the store lock). First abandons an upload a killed push left.
+pub fn push_ids(
+    out: &mut Output,
+    store: &Store,
+    name: Option<&str>,
+    ids: &[String],
+    now: DateTime<Utc>,
+    progress: bool,
+) -> Result<PushReport> {
+    let (name, remote) = pick(&store.root, name)?;
+    let client = remote.client()?;
+    if let Some(said) = abandon_pending(&client, store, &name)? {
+        out.warn(said);
+    }
+    let mut report = PushReport { remote: name.clone(), pushed: Vec::new(), already_there: Vec::new() };
+    for id in ids {
+        match push(&client, &remote, &name, store, id, now, progress)? {
+            Pushed::Uploaded(rm) => report.pushed.push(PushedCopy {
+                id: id.clone(),
+                object: client.name(&rel(id, OBJECT)),
+                object_size: rm.object.size,
+                object_sha256: rm.object.sha256,
+            }),
+            Pushed::AlreadyThere(_) => report.already_there.push(id.clone()),
+        }
+    }
+    Ok(report)
+}
+
+/// After `backup --push`: pushes snapshot `new` and every local snapshot
+/// newer than the newest copy on the remote, oldest first, so a run after
+/// a failed push catches up (and copies pruned from the remote are not
+/// sent again).
+pub fn push_newer(
+    out: &mut Output,
+    store: &Store,
+    name: Option<&str>,
+    new: &str,
+    now: DateTime<Utc>,
+    progress: bool,
+) -> Result<PushReport> {
+    let (name, found) = pick(&store.root, name)?;
+    let newest_there = super::list(&found.client()?)?.0.into_iter().next().map(|l| l.id);
+    let mut ids: Vec<String> = match &newest_there {
+        Some(n) => store.list()?.into_iter().map(|l| l.id).filter(|id| id_key(id) > id_key(n)).collect(),
+        None => Vec::new(),
+    };
+    if let Some(n) = newest_there.as_ref().filter(|n| id_key(n) > id_key(new)) {
+        out.warn(format!(
+            "remote {name} holds {n}, newer than this snapshot: another host pushes to the same prefix, \
+             or this host's clock went back"
+        ));
+    }
+    if !ids.iter().any(|i| i == new) {
+        ids.insert(0, new.to_string());
+    }
+    ids.reverse();
+    push_ids(out, store, Some(&name), &ids, now, progress)
 }
 
 /// Part size for an archive of `size` bytes: [`PART`], or more so the
@@ -215,9 +279,7 @@ fn upload(
         let cipher = Digest256 { size: parts.size, sha256: hex(&parts.hasher.clone().finalize()) };
         let flushed = written.and_then(|()| parts.finish());
         drop(parts);
-        let uploaded = uploader
-            .join()
-            .map_err(|_| Error::Failed { message: "the upload thread panicked".into(), hint: None })?;
+        let uploaded = uploader.join().map_err(|_| Error::internal("the upload thread panicked"))?;
         // The uploader's error is the cause when both failed.
         let uploaded = uploaded.map_err(s3_error)?;
         flushed?;
@@ -234,10 +296,7 @@ fn write_encrypted_tar(
     m: &Manifest,
     progress: &Progress,
 ) -> Result<()> {
-    let failed = |e: io::Error| Error::Failed {
-        message: format!("cannot encrypt snapshot {}: {e}", m.id),
-        hint: None,
-    };
+    let failed = |e: io::Error| Error::internal(format!("cannot encrypt snapshot {}: {e}", m.id));
     let encrypted = crypt::encrypt(recipients, &mut *out)?;
     let mut tar = tar::Builder::new(encrypted);
     let dir_meta = std::fs::metadata(dir).map_err(|e| Error::io("cannot read", dir, e))?;
@@ -292,7 +351,7 @@ impl PartWriter {
     /// Sends the last part (S3 needs at least one) and ends the upload stream.
     fn finish(&mut self) -> Result<()> {
         if !self.buf.is_empty() || self.next == 1 {
-            self.send().map_err(|e| Error::Failed { message: format!("cannot upload: {e}"), hint: None })?;
+            self.send().map_err(|e| Error::internal(format!("cannot upload: {e}")))?;
         }
         self.tx = None;
         Ok(())

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use rusty_s3::Credentials;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Refusal, Result};
 use crate::files;
 use crate::offsite::s3::{Client, Endpoint};
 
@@ -84,9 +84,12 @@ impl Remotes {
     pub fn load(store: &Path) -> Result<Remotes> {
         let path = store.join(REMOTES_FILE);
         match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Failed {
-                message: format!("{} is unreadable: {e}", path.display()),
-                hint: Some("fix or remove it, then add the remotes again with `bwguard remote add`".into()),
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                Error::failed(
+                    Failure::BadStateFile,
+                    format!("{} is unreadable: {e}", path.display()),
+                    "fix or remove it, then add the remotes again with `bwguard remote add`",
+                )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Ok(Remotes { format: 1, ..Default::default() })
@@ -105,14 +108,33 @@ impl Remotes {
 
     /// The remote called `name` (exit 2 if there is none).
     pub fn get(&self, name: &str) -> Result<&Remote> {
-        self.remotes.get(name).ok_or_else(|| {
-            let known: Vec<&str> = self.remotes.keys().map(String::as_str).collect();
-            Error::Usage(if known.is_empty() {
-                format!("no remote {name:?}: none is set up; add one with `bwguard remote add`")
-            } else {
-                format!("no remote {name:?}; the remotes are: {}", known.join(", "))
-            })
+        self.remotes.get(name).ok_or_else(|| Error::NoSuchRemote {
+            name: name.to_string(),
+            known: self.remotes.keys().cloned().collect(),
         })
+    }
+}
+
+/// The remote called `name` in the store at `store`, or the only one
+/// when `name` is `None` or empty.
+pub fn pick(store: &Path, name: Option<&str>) -> Result<(String, Remote)> {
+    let remotes = Remotes::load(store)?;
+    match name.filter(|n| !n.is_empty()) {
+        Some(n) => Ok((n.to_string(), remotes.get(n)?.clone())),
+        None => {
+            let mut all = remotes.remotes.into_iter();
+            match (all.next(), all.next()) {
+                (Some(only), None) => Ok(only),
+                (None, _) => Err(Error::refused(
+                    Refusal::NoRemote,
+                    "no remote is set up",
+                    "add one with `bwguard remote add NAME s3://BUCKET/PREFIX --endpoint URL --recipient age1…`",
+                )),
+                (Some(_), Some(_)) => {
+                    Err(Error::Usage("several remotes are set up: name one with --remote NAME".into()))
+                }
+            }
+        }
     }
 }
 
@@ -160,6 +182,7 @@ impl Remote {
         match shared {
             Some(file) if file.is_file() => from_file(&file, &profile),
             _ => Err(Error::refused(
+                Refusal::NoCredentials,
                 "no S3 credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set and no credentials file was found",
                 "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or add the remote with --credentials-file FILE",
             )),
@@ -191,6 +214,7 @@ fn from_file(file: &Path, profile: &str) -> Result<Credentials> {
             None => Credentials::new(k.clone(), s.clone()),
         }),
         _ => Err(Error::refused(
+            Refusal::NoCredentials,
             format!(
                 "{} has no aws_access_key_id and aws_secret_access_key in profile [{profile}]",
                 file.display()

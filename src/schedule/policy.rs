@@ -4,7 +4,7 @@
 use std::fs;
 
 use crate::engine::store::Store;
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Result};
 use crate::files;
 use crate::schedule::retention::Policy;
 
@@ -15,9 +15,12 @@ pub const POLICY_FILE: &str = "retention.json";
 pub fn saved_policy(store: &Store) -> Result<Option<Policy>> {
     let path = store.root.join(POLICY_FILE);
     match fs::read(&path) {
-        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| Error::Failed {
-            message: format!("{} is unreadable: {e}", path.display()),
-            hint: Some("run `bwguard schedule install` with your retention flags again".into()),
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+            Error::failed(
+                Failure::BadStateFile,
+                format!("{} is unreadable: {e}", path.display()),
+                "run `bwguard schedule install` with your retention flags again",
+            )
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("cannot read", &path, e)),

@@ -66,6 +66,11 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+/// The service unit's file name.
+pub const SERVICE: &str = "bwguard-backup.service";
+/// The timer unit's file name.
+pub const TIMER: &str = "bwguard-backup.timer";
+
 /// What the scheduled job runs and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {

@@ -72,16 +72,11 @@ fn calls(env: &TestEnv) -> Vec<String> {
 fn apply(env: &TestEnv, extra: &[&str], fail_at: Option<&str>) -> Run {
     let mut args = vec!["enable-scim", "--apply", "--yes", "--json"];
     args.extend(extra);
-    let mut c = env.command(&args);
+    let mut run = env.bwguard(&args);
     if let Some(f) = fail_at {
-        c.env("FAIL_AT", f);
+        run = run.env("FAIL_AT", f);
     }
-    let out = c.output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run.run()
 }
 
 #[test]
@@ -180,11 +175,8 @@ fn a_failed_stop_changes_nothing_and_takes_no_snapshot() {
 #[test]
 fn the_result_is_checked_after_setup_re_wrote_everything() {
     let env = env_with_stand_in();
-    let mut c = env.command(&["enable-scim", "--apply", "--yes"]);
-    let out = c.env("NO_SCIM", "1").output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("step `check` failed") && stderr.contains("no scim service"), "{stderr}");
+    let r = env.bwguard(&["enable-scim", "--apply", "--yes"]).env("NO_SCIM", "1").run();
+    r.code(1).stderr_has("step `check` failed").stderr_has("no scim service");
 }
 
 #[test]
@@ -245,9 +237,7 @@ fn upgrade_snapshots_then_updates_and_can_roll_itself_back() {
     // A failed update is rolled back: the old pins and database return.
     let env = env_with_stand_in();
     let tree = env.tree();
-    let mut c = env.command(&["upgrade", "--yes", "--rollback-on-failure"]);
-    let out = c.env("FAIL_AT", "update:1").output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    env.bwguard(&["upgrade", "--yes", "--rollback-on-failure"]).env("FAIL_AT", "update:1").run().code(1);
     assert_same_tree(&tree, &env.tree());
     assert!(
         fs::read_to_string(env.install.join("bitwarden.sh")).unwrap().contains("COREVERSION=\"2026.8.0\"")
@@ -262,9 +252,7 @@ fn an_old_config_gets_the_key_even_when_update_is_not_needed() {
     // rebuild re-writes the file as Setup writes it.
     let env = env_with_stand_in();
     env.set_config(include_bytes!("../../fixtures/config-2022.6.yml"));
-    let mut c = env.command(&["enable-scim", "--apply", "--yes"]);
-    let out = c.env("UPDATE_NOT_NEEDED", "1").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    env.bwguard(&["enable-scim", "--apply", "--yes"]).env("UPDATE_NOT_NEEDED", "1").run().ok();
     let config = String::from_utf8(env.config()).unwrap();
     assert_eq!(config.matches("\nenable_scim: true\n").count(), 1, "{config}");
 }

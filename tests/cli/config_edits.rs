@@ -204,7 +204,7 @@ fn assert_enables(from: &str) {
     let original = swap(CUR, "enable_scim: false\n", &format!("enable_scim: {from}\n"));
     let expected = swap(CUR, "enable_scim: false\n", "enable_scim: true\n");
     let (_env, doc) = assert_edit(&original, &["enable-scim"], &expected, "before enable-scim");
-    assert_eq!(doc["new"], "true", "{from}");
+    assert_eq!(doc["value"], "true", "{from}");
 }
 
 /// Runs `args` on an install whose config.yml is `config`, plain and with
@@ -245,7 +245,7 @@ fn enable_scim_on_the_current_fixture_changes_one_value_after_a_snapshot() {
     let (env, doc) = assert_edit(CUR, &["enable-scim"], &expected, "before enable-scim");
     let line = text(CUR).lines().position(|l| l == "enable_scim: false").unwrap() + 1;
     assert_eq!(
-        (&doc["key"], &doc["old"], &doc["new"], &doc["line"]),
+        (&doc["key"], &doc["old"], &doc["value"], &doc["line"]),
         (&Value::from("enable_scim"), &Value::from("false"), &Value::from("true"), &Value::from(line))
     );
     assert_eq!(doc["next_steps"], serde_json::json!(["./bitwarden.sh rebuild", "./bitwarden.sh update"]));
@@ -352,7 +352,7 @@ fn add_missing_on_a_file_that_has_the_key_only_edits_it() {
 fn disable_scim_flips_an_enabled_file_back() {
     let enabled = swap(CUR, "enable_scim: false\n", "enable_scim: true\n");
     let (env, doc) = assert_edit(&enabled, &["disable-scim"], CUR, "before disable-scim");
-    assert_eq!((&doc["old"], &doc["new"]), (&Value::from("true"), &Value::from("false")));
+    assert_eq!((&doc["old"], &doc["value"]), (&Value::from("true"), &Value::from("false")));
     assert_eq!(listed(&env)[0]["bitwarden"]["enable_scim"], true);
 }
 

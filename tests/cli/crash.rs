@@ -106,12 +106,7 @@ fn assert_old_or_new(case: &Case, context: &str) {
 /// Runs `args` and kills it after `delay`; returns whether it was killed
 /// while still running.
 fn run_and_kill(env: &TestEnv, args: &[&str], delay: Duration) -> bool {
-    let mut child = env
-        .command(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = env.bwguard(args).spawn();
     std::thread::sleep(delay);
     let running = child.try_wait().unwrap().is_none();
     child.kill().unwrap_or(()); // SIGKILL

@@ -5,7 +5,7 @@
 use std::fs;
 use std::process::Command;
 
-use crate::support::{BIN, TestEnv};
+use crate::support::TestEnv;
 
 fn manifest(env: &TestEnv, id: &str) -> serde_json::Value {
     serde_json::from_slice(&fs::read(env.snap_dir(id).join("manifest.json")).unwrap()).unwrap()
@@ -91,17 +91,11 @@ fn output_without_a_terminal_or_with_no_color_has_no_escape_codes() {
         return;
     }
     let on_tty = |no_color: bool| {
-        let cmd = format!(
-            "{BIN} --store {} --bwdata {} verify 20200101T000000Z",
-            env.store.display(),
-            env.bwdata().display()
-        );
-        let mut c = Command::new("script");
-        c.args(["-qec", &cmd, "/dev/null"]).env_remove("NO_COLOR");
-        if no_color {
-            c.env("NO_COLOR", "1");
-        }
-        String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned()
+        let bwdata = env.bwdata();
+        let args = ["--bwdata", bwdata.to_str().unwrap(), "verify", "20200101T000000Z"];
+        let run = env.bwguard(&args).on_terminal();
+        let run = if no_color { run.env("NO_COLOR", "1") } else { run };
+        run.run().stdout
     };
     let coloured = on_tty(false);
     assert!(coloured.contains("\u{1b}[1;31merror:"), "{coloured:?}");
@@ -121,7 +115,7 @@ fn unattended_runs_end_with_one_log_line() {
     r.code(5);
     let log: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("bwguard[")).collect();
     assert_eq!(log.len(), 1);
-    assert!(log[0].contains("rollback failed (exit 5, refused)"), "{}", log[0]);
+    assert!(log[0].contains("rollback failed (exit 5, needs-confirmation)"), "{}", log[0]);
     // Read-only commands have no log line.
     assert!(!env.run(&["list"]).stderr.contains("bwguard["));
 }

@@ -7,7 +7,7 @@
 //! install's filesystem, and unmount it when the test ends (also on panic).
 //! They need root. When mounting fails they FAIL if `CI` is set, and are
 //! skipped with a message otherwise. The unreadable-file test runs bwguard as
-//! uid/gid 65534 through `setpriv` (or `runuser -u nobody`), with the same
+//! uid/gid 65534 through `setpriv`, with the same
 //! CI rule when that is impossible.
 //!
 //! A disk that fills *after* the room check passed is, as on a real server,
@@ -26,7 +26,7 @@
 use std::fs::{self, File};
 use std::os::unix::fs::{PermissionsExt, lchown};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ use bwguard::files::free_space;
 use bwguard::install::Install;
 use bwguard::sample::{SampleOptions, generate};
 
-use crate::support::{BIN, Run, TestEnv, assert_same_tree};
+use crate::support::{Bwguard, Run, TestEnv, assert_same_tree};
 
 /// tmpfs page size: the unit in which it hands out space.
 const PAGE: u64 = 4096;
@@ -235,36 +235,16 @@ fn run_while_filling(filler: &Path, started: impl Fn() -> bool + Sync, run: impl
     r
 }
 
-/// Runs a prepared command to completion.
-fn run_cmd(mut c: Command) -> Run {
-    let out = c.stdin(Stdio::null()).output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 /// The binary with a scrubbed environment and no `--store`, run in `cwd`.
 fn bare(cwd: &Path, args: &[&str]) -> Run {
-    let mut c = Command::new(BIN);
-    c.current_dir(cwd)
-        .env_remove("BWGUARD_BWDATA")
-        .env_remove("BWGUARD_STORE")
-        .env("NO_COLOR", "1")
-        .args(args);
-    run_cmd(c)
+    Bwguard::new(args).current_dir(cwd).run()
 }
 
 /// Asserts a `--json` error document with this code and kind, and returns
 /// its message.
 #[track_caller]
 fn json_error(r: &Run, code: i32, kind: &str) -> String {
-    r.code(code);
-    let doc = r.json();
-    assert_eq!(doc["error"]["code"], code, "{doc}");
-    assert_eq!(doc["error"]["kind"], kind, "{doc}");
-    doc["error"]["message"].as_str().unwrap().to_string()
+    r.error(code, kind).message
 }
 
 /// Names of the snapshot-shaped directories in the store, complete or not.
@@ -311,7 +291,7 @@ fn backup_into_a_store_too_small_for_the_archive_bound_is_refused_before_writing
     let tree = env.tree();
 
     let r = env.run(&["backup", "--json"]);
-    let message = json_error(&r, 5, "refused");
+    let message = json_error(&r, 5, "no-room");
     assert!(message.contains("not enough free space"), "{message}");
     assert!(message.contains(&env.store.display().to_string()), "names the store: {message}");
     r.says("--store PATH");
@@ -374,7 +354,7 @@ fn enable_scim_on_a_full_install_filesystem_leaves_config_yml_alone() {
     let r = env.run(&["enable-scim", "--json"]);
     // bwguard may check the install's room first (5) or fail writing (1).
     if r.code == 5 {
-        json_error(&r, 5, "refused");
+        json_error(&r, 5, "no-room");
     } else {
         assert_disk_full(&r);
         r.says(".config.yml.bwguard-tmp");
@@ -405,7 +385,7 @@ fn rollback_onto_a_full_install_filesystem_is_refused_before_anything_is_written
     assert_eq!(ids.len(), 2);
 
     let r = env.run(&["rollback", &id, "--yes", "--json"]);
-    let message = json_error(&r, 5, "refused");
+    let message = json_error(&r, 5, "no-room");
     assert!(message.contains("not enough free space"), "{message}");
     assert!(message.contains("the staged copy"), "{message}");
     assert!(message.contains(&env.bwdata().display().to_string()), "names the install: {message}");
@@ -479,7 +459,7 @@ fn rollback_of_a_snapshot_declaring_more_than_fits_is_refused_by_the_room_check(
     let (tree, store) = (env.tree(), env.store_tree());
 
     let r = env.run(&["rollback", &id, "--yes", "--json"]);
-    let message = json_error(&r, 5, "refused");
+    let message = json_error(&r, 5, "no-room");
     assert!(message.contains("not enough free space"), "{message}");
     assert_same_tree(&tree, &env.tree());
     assert_same_tree(&store, &env.store_tree());
@@ -501,7 +481,7 @@ fn rollback_of_a_snapshot_whose_sizes_overflow_is_refused_by_the_room_check() {
     let (tree, store) = (env.tree(), env.store_tree());
 
     let r = env.run(&["rollback", &id, "--yes", "--json"]);
-    json_error(&r, 5, "refused");
+    json_error(&r, 5, "no-room");
     assert_same_tree(&tree, &env.tree());
     assert_same_tree(&store, &env.store_tree());
     assert_no_leftovers(&env);
@@ -570,9 +550,12 @@ fn a_store_inside_the_data_directory_is_refused_and_nothing_is_created() {
     }
     // Through the environment variable as well, and by absolute path.
     let abs = env.bwdata().join("snapshots");
-    let mut c = Command::new(BIN);
-    c.current_dir(&env.install).env("BWGUARD_STORE", &abs).env_remove("BWGUARD_BWDATA").arg("backup");
-    run_cmd(c).code(5).says(&abs.display().to_string());
+    Bwguard::new(&["backup"])
+        .current_dir(&env.install)
+        .env("BWGUARD_STORE", &abs)
+        .run()
+        .code(5)
+        .says(&abs.display().to_string());
     assert!(!env.bwdata().join("snapshots").exists(), "nothing created in bwdata");
     assert_same_tree(&tree, &env.tree());
 }
@@ -598,27 +581,11 @@ fn an_unreadable_file_in_the_scope_fails_naming_it_and_leaves_no_snapshot() {
     let tree = env.tree();
 
     let as_nobody = |args: &[&str]| -> Option<Run> {
-        let mut c = if which("setpriv") {
-            let mut c = Command::new("setpriv");
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
-            c
-        } else if which("runuser") {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "nobody", "--"]);
-            c
-        } else {
-            return skip_or_fail("neither setpriv nor runuser is available to drop privileges");
-        };
-        c.arg(BIN)
-            .current_dir(&env.install)
-            .env_remove("BWGUARD_BWDATA")
-            .env_remove("BWGUARD_STORE")
-            .env("NO_COLOR", "1")
-            .arg("--store")
-            .arg(&env.store)
-            .args(args);
-        let r = run_cmd(c);
-        if r.stderr.contains("setpriv:") || r.stderr.contains("runuser:") {
+        if !which("setpriv") {
+            return skip_or_fail("setpriv is not available to drop privileges");
+        }
+        let r = env.bwguard(args).as_user(65534, 65534).run();
+        if r.stderr.contains("setpriv:") {
             return skip_or_fail(&format!("cannot run as uid 65534: {}", r.stderr.trim()));
         }
         Some(r)
@@ -628,7 +595,7 @@ fn an_unreadable_file_in_the_scope_fails_naming_it_and_leaves_no_snapshot() {
     r.ok();
 
     let Some(r) = as_nobody(&["backup", "--json"]) else { return };
-    let message = json_error(&r, 1, "io");
+    let message = json_error(&r, 1, "permission-denied");
     assert!(message.contains(&secret.display().to_string()), "names the file: {message}");
     assert!(message.contains("Permission denied"), "{message}");
     r.says("run bwguard as the owner of the install, or as root");

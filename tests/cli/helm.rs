@@ -3,19 +3,13 @@
 //! layout, after snapshotting the file; `rollback --helm-values` restores it.
 
 use std::fs;
-use std::process::Command;
 
-use crate::support::{BIN, Run};
+use crate::support::{Bwguard, Run};
 
 const VALUES: &str = "# Bitwarden self-host values\ngeneral:\n  domain: vault.example.com # public name\ncomponent:\n  # SCIM provisioning\n  scim:\n    enabled: false   # until licensed\n    resources: {}\n";
 
 fn run(dir: &std::path::Path, args: &[&str]) -> Run {
-    let out = Command::new(BIN).current_dir(dir).args(args).output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Bwguard::new(args).current_dir(dir).run()
 }
 
 #[test]

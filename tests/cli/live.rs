@@ -5,7 +5,7 @@
 //! a file) the way the database engine does.
 
 use std::fs::{self, File};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use crate::support::{TestEnv, assert_same_tree};
@@ -110,7 +110,7 @@ fn concurrent_runs_have_one_writer_at_a_time_and_corrupt_nothing() {
             1 => &["enable-scim"],
             _ => &["set", "http_port", "8080"],
         };
-        let child = env.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let child = env.bwguard(args).spawn_piped();
         children.push((args, child));
     }
     let mut ok = 0;
@@ -160,18 +160,8 @@ fn an_unprivileged_run_that_cannot_see_sql_servers_files_still_refuses() {
     fs::copy("/bin/sleep", &engine).unwrap();
     let vault = env.bwdata().join("mssql/data/vault.mdf");
     let mut child = Command::new(&engine).arg("120").stdin(File::open(&vault).unwrap()).spawn().unwrap();
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(crate::support::BIN)
-        .current_dir(&env.install)
-        .arg("--store")
-        .arg(&env.store)
-        .arg("backup")
-        .output()
-        .unwrap();
+    let r = env.bwguard(&["backup"]).as_user(65534, 65534).run();
     child.kill().unwrap();
     child.wait().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(5), "{stderr}");
-    assert!(stderr.contains("sqlservr (pid"), "{stderr}");
+    r.code(5).stderr_has("sqlservr (pid");
 }

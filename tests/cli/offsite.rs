@@ -7,14 +7,18 @@
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use age::secrecy::ExposeSecret;
+use bwguard::report::snapshots::RemoteDoc;
+use bwguard::report::{
+    BackupReport, PruneReport, PullReport, RemoteListReport, RemoteListing, RollbackReport, StatusReport,
+};
 use bwguard::sample::SampleOptions;
 
 use crate::garage::{self, Garage, KEY_ID, REGION, SECRET};
-use crate::support::{Run, TestEnv, assert_same_tree};
+use crate::support::{Bwguard, Run, TestEnv, assert_same_tree};
 
 /// An install, a Garage cluster, a remote `g` and an age key pair.
 struct Offsite {
@@ -74,27 +78,27 @@ impl Offsite {
         ])
     }
 
-    /// A command with the S3 keys in its environment and no other AWS settings.
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = self.env.command(args);
-        c.env("AWS_ACCESS_KEY_ID", KEY_ID)
+    /// A run with the S3 keys in its environment and no other AWS settings.
+    fn bwguard(&self, args: &[&str]) -> Bwguard {
+        self.env
+            .bwguard(args)
+            .env("AWS_ACCESS_KEY_ID", KEY_ID)
             .env("AWS_SECRET_ACCESS_KEY", SECRET)
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_PROFILE")
-            .env("HOME", self.env.dir.path());
-        c
+            .env("HOME", self.env.dir.path())
     }
 
-    /// Runs the binary, remembering what it printed.
-    fn run(&self, args: &[&str]) -> Run {
-        let out = self.command(args).output().unwrap();
-        let r = Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
+    /// Runs `run` to completion, remembering what it printed.
+    fn finish(&self, run: Bwguard) -> Run {
+        let r = run.run();
         self.seen.borrow_mut().push_str(&format!("{}\n{}\n", r.stdout, r.stderr));
         r
+    }
+
+    /// Runs the binary with the S3 keys, remembering what it printed.
+    fn run(&self, args: &[&str]) -> Run {
+        self.finish(self.bwguard(args))
     }
 
     /// The identity file as an argument.
@@ -102,16 +106,17 @@ impl Offsite {
         self.identity.to_str().unwrap()
     }
 
-    /// Ids of the complete copies on the remote, newest first, and the JSON.
-    fn remote_ids(&self) -> (Vec<String>, serde_json::Value) {
+    /// Ids of the complete copies on the remote, newest first, and the listing.
+    fn remote_ids(&self) -> (Vec<String>, RemoteListReport) {
         let r = self.run(&["list", "--remote", "g", "--json"]);
-        r.ok();
-        let doc = r.json();
-        let ids = doc["snapshots"]
-            .as_array()
-            .unwrap()
+        let doc: RemoteListReport = r.ok().parse();
+        let ids = doc
+            .snapshots
             .iter()
-            .map(|s| s["id"].as_str().unwrap().to_string())
+            .map(|l| match l {
+                RemoteListing::Copy { copy, .. } => copy.id.clone(),
+                RemoteListing::Damaged { id, .. } => id.clone(),
+            })
             .collect();
         (ids, doc)
     }
@@ -169,11 +174,13 @@ fn push_list_verify_pull_and_roll_back_with_the_local_store_gone() {
 
     let (ids, doc) = o.remote_ids();
     assert_eq!(ids, local);
-    let status = o.run(&["status", "--json"]);
-    assert_eq!(status.json()["remotes"], serde_json::json!(["g"]));
-    assert_eq!(doc["incomplete"], serde_json::json!([]));
-    assert_eq!(doc["snapshots"][0]["reason"], "before enable-scim");
-    assert_eq!(doc["snapshots"][0]["pinned"], true);
+    let status: StatusReport = o.run(&["status", "--json"]).parse();
+    let url = format!("s3://{}/{PREFIX}", garage::BUCKET);
+    assert_eq!(status.remotes, [RemoteDoc { name: "g".into(), url }]);
+    assert!(doc.incomplete.is_empty());
+    let RemoteListing::Copy { copy, age_seconds, .. } = &doc.snapshots[0] else { panic!("{doc:?}") };
+    assert_eq!((copy.reason.as_str(), copy.pinned), ("before enable-scim", true));
+    assert!(age_seconds.is_some_and(|a| a >= 0), "{age_seconds:?}");
     // Only ciphertext is stored: the object does not start like a tar or gzip.
     let client = o.garage.client(PREFIX);
     let (_, mut body) = client.get(&format!("{}/snapshot.tar.age", local[0])).unwrap();
@@ -198,7 +205,9 @@ fn push_list_verify_pull_and_roll_back_with_the_local_store_gone() {
     assert!(!o.env.store.join(scim_id).exists(), "a refused rollback downloaded the copy");
     let r = o.run(&["rollback", scim_id, "--remote", "g", "--identity", o.id_arg(), "--dry-run", "--json"]);
     r.ok();
-    assert_eq!(r.json()["pull"], true);
+    let dry: RollbackReport = r.parse();
+    assert_eq!((dry.dry_run, dry.pulled, dry.remote.as_deref()), (true, Some(true), Some("g")));
+    assert_eq!(dry.copy.as_ref().map(|c| c.id.as_str()), Some(scim_id.as_str()));
     assert!(!o.env.store.join(scim_id).exists(), "a dry run downloaded the copy");
     assert_same_tree(&after, &o.env.tree());
     o.run(&["rollback", scim_id, "--remote", "g", "--identity", o.id_arg(), "--yes"]).ok();
@@ -210,7 +219,8 @@ fn push_list_verify_pull_and_roll_back_with_the_local_store_gone() {
     fs::remove_dir_all(o.env.store.join(&local[1])).ok();
     let r = o.run(&["pull", &local[1], "--remote", "g", "--identity", o.id_arg(), "--json"]);
     r.ok();
-    assert_eq!(r.json()["pulled"], true);
+    let pulled: PullReport = r.parse();
+    assert!(pulled.pulled && pulled.id == local[1] && pulled.remote == "g", "{pulled:?}");
     o.run(&["verify", &local[1], "--deep"]).ok();
     o.run(&["rollback", &local[1], "--yes"]).ok();
     assert_same_tree(&before_scim, &o.env.tree());
@@ -271,7 +281,7 @@ fn a_push_killed_midway_is_never_listed_and_the_next_push_completes_it() {
     let client = o.garage.client(PREFIX);
     let object = format!("{id}/snapshot.tar.age");
     for delay_ms in [0u64, 40, 120, 250, 500] {
-        let mut child = o.command(&["push"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = o.bwguard(&["push"]).spawn();
         // Wait for the upload to start (its record appears), then kill.
         for _ in 0..400 {
             if pending.exists() || child.try_wait().unwrap().is_some() {
@@ -289,7 +299,7 @@ fn a_push_killed_midway_is_never_listed_and_the_next_push_completes_it() {
         }
         if ids.is_empty() {
             killed_mid_upload += 1;
-            assert!(doc["snapshots"].as_array().unwrap().is_empty());
+            assert!(doc.snapshots.is_empty());
             // The record of the upload the kill interrupted, if it got that far.
             if let Ok(bytes) = fs::read(&pending) {
                 let record: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
@@ -327,12 +337,7 @@ fn a_push_killed_midway_is_never_listed_and_the_next_push_completes_it() {
     // A pull killed midway leaves no snapshot that `list` shows (rule 2);
     // the next writing run removes what it left and pulls again.
     fs::remove_dir_all(o.env.store.join(&id)).unwrap();
-    let mut child = o
-        .command(&["pull", &id, "--remote", "g", "--identity", o.id_arg()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = o.bwguard(&["pull", &id, "--remote", "g", "--identity", o.id_arg()]).spawn();
     let archive = o.env.store.join(&id).join("data.tar.gz");
     for _ in 0..2000 {
         if archive.exists() || child.try_wait().unwrap().is_some() {
@@ -386,15 +391,10 @@ fn foreign_damaged_and_missing_copies_exit_3_and_change_nothing_locally() {
     o.run(&["remote", "remove", "cut"]).ok();
     unchanged("a dropped connection");
     // A wrong secret: refused by the server, and shown nowhere.
-    let out = o
-        .command(&["list", "--remote", "g", "--json"])
-        .env("AWS_SECRET_ACCESS_KEY", "0".repeat(64))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["error"]["code"], 1);
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let r =
+        o.bwguard(&["list", "--remote", "g", "--json"]).env("AWS_SECRET_ACCESS_KEY", "0".repeat(64)).run();
+    r.error(1, "remote-denied");
+    let all = format!("{}{}", r.stdout, r.stderr);
     assert!(!all.contains(&"0".repeat(64)) && !all.contains(KEY_ID) && !all.contains("X-Amz"), "{all}");
 
     // One flipped byte in the middle of the ciphertext.
@@ -432,7 +432,7 @@ fn foreign_damaged_and_missing_copies_exit_3_and_change_nothing_locally() {
     client.delete(&format!("{id}/manifest.json")).unwrap();
     o.run(&["pull", &id, "--remote", "g", "--identity", o.id_arg()]).code(3).says("incomplete");
     let (ids, doc) = o.remote_ids();
-    assert!(ids.is_empty() && doc["incomplete"] == serde_json::json!([id.clone()]), "{doc}");
+    assert!(ids.is_empty() && doc.incomplete == [id.clone()], "{doc:?}");
     o.run(&["prune", "--remote", "g", "--keep-last", "1"]).ok().says("incomplete copy");
     assert!(client.list(&format!("{id}/")).unwrap().is_empty(), "prune left the incomplete copy");
     unchanged("an incomplete copy");
@@ -450,21 +450,13 @@ fn backup_push_prune_remote_and_keys_from_a_credentials_file() {
         .unwrap();
     let url = format!("s3://{}/{PREFIX}", garage::BUCKET);
     let run_no_env = |args: &[&str]| {
-        let out = o
-            .env
-            .command(args)
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .env("HOME", o.env.dir.path())
-            .output()
-            .unwrap();
-        let r = Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        o.seen.borrow_mut().push_str(&format!("{}\n{}\n", r.stdout, r.stderr));
-        r
+        o.finish(
+            o.env
+                .bwguard(args)
+                .env_remove("AWS_ACCESS_KEY_ID")
+                .env_remove("AWS_SECRET_ACCESS_KEY")
+                .env("HOME", o.env.dir.path()),
+        )
     };
     let endpoint = o.garage.endpoint();
     let add = [
@@ -499,9 +491,8 @@ fn backup_push_prune_remote_and_keys_from_a_credentials_file() {
     let missed = o.env.backup();
     let r = run_no_env(&["backup", "--push", "f", "--json"]);
     r.ok();
-    let doc = r.json();
-    let caught_up: Vec<&str> =
-        doc["push"]["pushed"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    let doc: BackupReport = r.parse();
+    let caught_up: Vec<&str> = doc.push.as_ref().unwrap().pushed.iter().map(|p| p.id.as_str()).collect();
     assert_eq!(caught_up.first().copied(), Some(missed.as_str()));
     assert_eq!(caught_up.len(), 2);
     // Pinned after its push, the first copy is not pinned on the remote.
@@ -510,7 +501,8 @@ fn backup_push_prune_remote_and_keys_from_a_credentials_file() {
 
     let r = run_no_env(&["prune", "--remote", "f", "--keep-last", "1", "--dry-run", "--json"]);
     r.ok();
-    assert_eq!(r.json()["removed"].as_array().unwrap().len(), ids.len() - 1);
+    let pruned: PruneReport = r.parse();
+    assert_eq!((pruned.removed.len(), pruned.remote.as_deref()), (ids.len() - 1, Some("f")));
     assert_eq!(o.remote_ids().0.len(), ids.len(), "a dry run removed copies");
     let r = run_no_env(&["prune", "--remote", "f", "--keep-last", "1", "--json"]);
     r.ok();
@@ -535,17 +527,7 @@ fn remote_mistakes_are_refused_and_save_nothing() {
     let key = env.dir.path().join("k.txt");
     let recipient = keypair(&key);
     let run = |args: &[&str]| {
-        let out = env
-            .command(args)
-            .env("AWS_ACCESS_KEY_ID", KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET)
-            .output()
-            .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        env.bwguard(args).env("AWS_ACCESS_KEY_ID", KEY_ID).env("AWS_SECRET_ACCESS_KEY", SECRET).run()
     };
     let dead = "http://127.0.0.1:9";
     run(&["remote", "add", "g", "s3://bucket/p", "--endpoint", dead, "--recipient", "age1nope"])

@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use crate::support::{TestEnv, assert_same_tree};
+use crate::support::{Bwguard, TestEnv, assert_same_tree};
 
 #[test]
 fn backup_enable_scim_rollback_restores_every_byte_mode_and_mtime() {
@@ -133,12 +133,8 @@ fn manual_restore(env: &TestEnv, snap: &std::path::Path) -> std::path::PathBuf {
 fn snapshot_files_are_private_whatever_the_umask() {
     let env = TestEnv::new();
     // Run under the most permissive umask: the modes must come from bwguard.
-    let script =
-        format!("umask 000; exec '{}' --store '{}' backup --json", crate::support::BIN, env.store.display());
-    let out = Command::new("sh").arg("-c").arg(script).current_dir(&env.install).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let id = doc["id"].as_str().unwrap().to_string();
+    let r = env.bwguard(&["backup", "--json"]).shell_prefix("umask 000").run();
+    let id = r.ok().json()["id"].as_str().unwrap().to_string();
     assert_eq!(fs::metadata(&env.store).unwrap().permissions().mode() & 0o777, 0o700, "the store itself");
     let snap = env.snap_dir(&id);
     assert_eq!(fs::metadata(&snap).unwrap().permissions().mode() & 0o777, 0o700);
@@ -287,35 +283,20 @@ fn every_command_speaks_json_and_uses_the_spec_exit_codes() {
 fn global_flags_work_after_the_command_and_bwdata_is_found_or_named() {
     let env = TestEnv::new();
     // From elsewhere, --bwdata names the data directory.
-    let r = std::process::Command::new(crate::support::BIN)
-        .current_dir(env.dir.path())
-        .args(["status", "--json", "--store"])
+    Bwguard::new(&["status", "--json"])
+        .arg("--store")
         .arg(&env.store)
         .arg("--bwdata")
         .arg(env.bwdata())
-        .output()
-        .unwrap();
-    assert!(r.status.success());
-    // Without it, a clear error naming both candidates, exit 2.
-    let r = std::process::Command::new(crate::support::BIN)
         .current_dir(env.dir.path())
-        .env_remove("BWGUARD_BWDATA")
-        .arg("status")
-        .output()
-        .unwrap();
-    assert_eq!(r.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&r.stderr);
-    assert!(err.contains("bwdata") && err.contains(".bwdata"), "{err}");
+        .run()
+        .ok();
+    // Without it, a clear error naming both candidates, exit 2.
+    let r = Bwguard::new(&["status"]).current_dir(env.dir.path()).run();
+    r.code(2).stderr_has("bwdata").stderr_has(".bwdata");
     // A store inside the data directory is refused.
     let inside = env.bwdata().join("snaps");
-    let r = std::process::Command::new(crate::support::BIN)
-        .current_dir(&env.install)
-        .arg("backup")
-        .arg("--store")
-        .arg(&inside)
-        .output()
-        .unwrap();
-    assert_eq!(r.status.code(), Some(5));
+    Bwguard::new(&["backup"]).arg("--store").arg(&inside).current_dir(&env.install).run().code(5);
     assert!(!inside.exists());
 }
 

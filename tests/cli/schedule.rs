@@ -23,12 +23,7 @@ fn fake_systemctl(dir: &Path, code: i32) -> PathBuf {
 
 fn run_with(env: &TestEnv, args: &[&str], systemd: &str, bin: &Path) -> Run {
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-    let out = env.command(args).env("BWGUARD_SYSTEMD", systemd).env("PATH", path).output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    env.bwguard(args).env("BWGUARD_SYSTEMD", systemd).env("PATH", path).run()
 }
 
 fn calls(dir: &Path) -> Vec<String> {

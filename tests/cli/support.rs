@@ -1,16 +1,21 @@
-//! TestEnv: a generated install in a temporary directory, the real bwguard
-//! binary run against it with a scrubbed environment, and helpers that read
-//! what is on disk.
+//! The test bed: a generated install in a temporary directory ([`TestEnv`]),
+//! and one builder for every run of the real bwguard binary ([`Bwguard`]):
+//! arguments, environment, working directory, stdin and user in, a [`Run`]
+//! out whose status, stdout, stderr and typed JSON the test asserts on,
+//! beside the files on disk. No test builds a `Command` for bwguard by hand.
 
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use bwguard::sample::{SampleOptions, generate};
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
@@ -25,6 +30,166 @@ pub struct TestEnv {
     pub install: PathBuf,
     /// The store, outside the install.
     pub store: PathBuf,
+}
+
+/// One run of the binary, built up before it runs: the environment is
+/// scrubbed of `BWGUARD_*` and colour, stdin is empty unless given.
+#[must_use]
+pub struct Bwguard {
+    args: Vec<OsString>,
+    env: Vec<(OsString, Option<OsString>)>,
+    cwd: Option<PathBuf>,
+    stdin: Option<Vec<u8>>,
+    user: Option<(u32, u32)>,
+    wrapper: Option<Wrapper>,
+}
+
+/// What the binary runs under.
+enum Wrapper {
+    /// `sh -c 'PREFIX; exec BIN ARGS'`.
+    Shell(String),
+    /// A pseudo-terminal from `script` (util-linux); stdout is the terminal.
+    Terminal,
+}
+
+impl Bwguard {
+    /// The binary with `args`, no `--store`, in the test's working directory.
+    pub fn new<S: AsRef<OsStr>>(args: &[S]) -> Self {
+        Bwguard {
+            args: args.iter().map(|a| a.as_ref().to_os_string()).collect(),
+            env: Vec::new(),
+            cwd: None,
+            stdin: None,
+            user: None,
+            wrapper: None,
+        }
+    }
+
+    /// One more argument.
+    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
+        self.args.push(a.as_ref().to_os_string());
+        self
+    }
+
+    /// More arguments.
+    pub fn args<S: AsRef<OsStr>>(mut self, args: &[S]) -> Self {
+        self.args.extend(args.iter().map(|a| a.as_ref().to_os_string()));
+        self
+    }
+
+    /// Sets an environment variable.
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env.push((key.as_ref().to_os_string(), Some(value.as_ref().to_os_string())));
+        self
+    }
+
+    /// Removes an environment variable.
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+        self.env.push((key.as_ref().to_os_string(), None));
+        self
+    }
+
+    /// Runs in `dir`.
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.cwd = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Feeds `bytes` on stdin.
+    pub fn stdin(mut self, bytes: impl AsRef<[u8]>) -> Self {
+        self.stdin = Some(bytes.as_ref().to_vec());
+        self
+    }
+
+    /// Runs as `uid`:`gid` with no supplementary groups (through `setpriv`;
+    /// the test must run as root).
+    pub fn as_user(mut self, uid: u32, gid: u32) -> Self {
+        self.user = Some((uid, gid));
+        self
+    }
+
+    /// Runs under `sh -c 'PREFIX; exec bwguard ARGS'` (e.g. `umask 000`).
+    pub fn shell_prefix(mut self, prefix: &str) -> Self {
+        self.wrapper = Some(Wrapper::Shell(prefix.to_string()));
+        self
+    }
+
+    /// Runs on a pseudo-terminal (`script -qec`), so stdin, stdout and
+    /// stderr are a terminal; what it printed comes back as stdout. `NO_COLOR`
+    /// is left unset unless the test sets it.
+    pub fn on_terminal(mut self) -> Self {
+        self.wrapper = Some(Wrapper::Terminal);
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut c = match (&self.wrapper, self.user) {
+            (Some(Wrapper::Shell(prefix)), _) => {
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(format!("{prefix}; exec \"$0\" \"$@\"")).arg(BIN);
+                c
+            }
+            (Some(Wrapper::Terminal), _) => {
+                let words: Vec<String> = std::iter::once(OsStr::new(BIN))
+                    .chain(self.args.iter().map(OsString::as_os_str))
+                    .map(|w| format!("'{}'", w.to_string_lossy().replace('\'', "'\\''")))
+                    .collect();
+                let mut c = Command::new("script");
+                c.args(["-qec", &words.join(" "), "/dev/null"]);
+                c
+            }
+            (None, Some((uid, gid))) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}")).arg(format!("--regid={gid}")).args(["--clear-groups", "--"]);
+                c.arg(BIN);
+                c
+            }
+            (None, None) => Command::new(BIN),
+        };
+        c.env_remove("BWGUARD_BWDATA").env_remove("BWGUARD_STORE");
+        if !matches!(self.wrapper, Some(Wrapper::Terminal)) {
+            c.env("NO_COLOR", "1").args(&self.args);
+        } else {
+            c.env_remove("NO_COLOR");
+        }
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        if let Some(d) = &self.cwd {
+            c.current_dir(d);
+        }
+        c.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        c
+    }
+
+    /// Runs to completion.
+    pub fn run(self) -> Run {
+        let mut child =
+            self.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start bwguard");
+        if let (Some(bytes), Some(mut stdin)) = (&self.stdin, child.stdin.take()) {
+            let _ = stdin.write_all(bytes);
+        }
+        let out = child.wait_with_output().expect("wait for bwguard");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Starts it in the background, its output discarded (to kill it, or
+    /// race it).
+    pub fn spawn(self) -> Child {
+        self.command().stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start bwguard")
+    }
+
+    /// Starts it in the background, its output kept for `wait_with_output`.
+    pub fn spawn_piped(self) -> Child {
+        self.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start bwguard")
+    }
 }
 
 /// The outcome of one run of the binary.
@@ -56,6 +221,25 @@ impl Run {
             .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", self.stdout))
     }
 
+    /// The stdout parsed as one JSON document of type `T` (one of
+    /// `bwguard::report`'s documents): its shape is checked field by field.
+    #[track_caller]
+    pub fn parse<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!("stdout is not a {} ({e}):\n{}", std::any::type_name::<T>(), self.stdout)
+        })
+    }
+
+    /// The `--json` error document, asserting its exit code and kind.
+    #[track_caller]
+    pub fn error(&self, code: i32, kind: &str) -> bwguard::report::ErrorDoc {
+        self.code(code);
+        let doc: bwguard::report::ErrorReport = self.parse();
+        assert_eq!(doc.error.code, code, "{}", self.stdout);
+        assert_eq!(doc.error.kind, kind, "{}", self.stdout);
+        doc.error
+    }
+
     /// Asserts that stderr (or stdout) mentions `text`.
     #[track_caller]
     pub fn says(&self, text: &str) -> &Self {
@@ -65,6 +249,37 @@ impl Run {
             self.stdout,
             self.stderr
         );
+        self
+    }
+
+    /// Asserts that stdout mentions `text`.
+    #[track_caller]
+    pub fn stdout_has(&self, text: &str) -> &Self {
+        assert!(self.stdout.contains(text), "expected {text:?} on stdout\nstdout:\n{}", self.stdout);
+        self
+    }
+
+    /// Asserts that stderr mentions `text`.
+    #[track_caller]
+    pub fn stderr_has(&self, text: &str) -> &Self {
+        assert!(self.stderr.contains(text), "expected {text:?} on stderr\nstderr:\n{}", self.stderr);
+        self
+    }
+
+    /// Asserts that the file at `path` holds exactly `bytes`.
+    #[track_caller]
+    pub fn file(&self, path: impl AsRef<Path>, bytes: impl AsRef<[u8]>) -> &Self {
+        let path = path.as_ref();
+        let got = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(got == bytes.as_ref(), "{} does not hold the expected bytes", path.display());
+        self
+    }
+
+    /// Asserts that nothing exists at `path`.
+    #[track_caller]
+    pub fn no_file(&self, path: impl AsRef<Path>) -> &Self {
+        let path = path.as_ref();
+        assert!(fs::symlink_metadata(path).is_err(), "{} exists", path.display());
         self
     }
 }
@@ -109,29 +324,14 @@ impl TestEnv {
         fs::write(self.config_path(), bytes).unwrap();
     }
 
-    /// A command for the binary, run in the install directory with
-    /// `--store` set and no BWGUARD_* variables from the outside.
-    pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.current_dir(&self.install)
-            .env_remove("BWGUARD_BWDATA")
-            .env_remove("BWGUARD_STORE")
-            .env("NO_COLOR", "1")
-            .arg("--store")
-            .arg(&self.store)
-            .args(args)
-            .stdin(Stdio::null());
-        c
+    /// A run of the binary in the install directory with `--store` set.
+    pub fn bwguard<S: AsRef<OsStr>>(&self, args: &[S]) -> Bwguard {
+        Bwguard::new(&[OsStr::new("--store"), self.store.as_os_str()]).args(args).current_dir(&self.install)
     }
 
-    /// Runs the binary to completion.
-    pub fn run(&self, args: &[&str]) -> Run {
-        let out = self.command(args).output().unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+    /// Runs the binary to completion (`self.bwguard(args).run()`).
+    pub fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Run {
+        self.bwguard(args).run()
     }
 
     /// Takes a backup and returns its id.

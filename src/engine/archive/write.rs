@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::{CHUNK, Source};
 use crate::engine::manifest::{Entry, EntryType, hex};
 use crate::engine::progress::Progress;
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Refusal, Result};
 
 /// Reads exactly `len` bytes of a source file, hashing them. A file that
 /// ends early is an error, since the archive header already promised `len`
@@ -202,13 +202,15 @@ fn append_one<W: Write>(
             return Ok((entry, true));
         }
         if changed {
-            return Err(Error::Failed {
-                message: format!("{} changed while it was being read", s.abs.display()),
-                hint: Some("stop whatever writes to it (for the database: `./bitwarden.sh stop`) and run the command again".into()),
-            });
+            return Err(Error::failed(
+                Failure::ChangedMeanwhile,
+                format!("{} changed while it was being read", s.abs.display()),
+                "stop whatever writes to it (for the database: `./bitwarden.sh stop`) and run the command again",
+            ));
         }
     } else {
         return Err(Error::refused(
+            Refusal::NotAPlainFile,
             format!(
                 "{} is a special file (socket, fifo or device) that a snapshot cannot hold",
                 s.abs.display()

@@ -102,6 +102,19 @@ fn join(lines: &[usize]) -> String {
 }
 
 impl ConfigError {
+    /// Every name [`ConfigError::kind`] gives.
+    pub const KINDS: [&str; 9] = [
+        "not-utf8",
+        "unparsable",
+        "not-mapping",
+        "unknown-key",
+        "duplicate-key",
+        "wrong-type",
+        "missing-key",
+        "not-one-line",
+        "verify-failed",
+    ];
+
     /// A short, stable kebab-case name for `--json` errors.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -2,7 +2,7 @@
 //!
 //! Owns the keys Bitwarden's Setup knows ([`KNOWN_KEYS`]), how their values
 //! are validated and written, and the one edit bwguard makes to the file
-//! (SPEC safety rule 7). Pure: bytes in, bytes out, no I/O.
+//! (safety rule 7, docs/safety.md). Pure: bytes in, bytes out, no I/O.
 //!
 //! Invariants:
 //! - Keys and values are located by the YAML parser's event positions, never

@@ -1,0 +1,20 @@
+//! `log ID`: the journal of an `--apply` or `upgrade` run: every step, its
+//! time, exit code and (with `-v`) the end of its output. Read-only.
+
+use super::Run;
+use crate::cli::LogArgs;
+use crate::context::Ctx;
+use crate::engine::store::Store;
+use crate::error::Result;
+use crate::procedure::Journal;
+
+impl Run for LogArgs {
+    type Report = Journal;
+
+    fn run(&self, ctx: &mut Ctx) -> Result<Journal> {
+        let install = ctx.install()?;
+        let journal = Journal::read(&Store::new(&install.store), &self.id)?;
+        ctx.out.show(&journal);
+        Ok(journal)
+    }
+}

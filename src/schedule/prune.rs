@@ -1,0 +1,97 @@
+//! Pruning: the snapshots of a store (or the copies of a remote) gathered
+//! as retention candidates, the newest good one marked, the decisions of
+//! [`retention::apply`] carried out.
+
+use chrono::{DateTime, Utc};
+
+use crate::context::Output;
+use crate::engine::progress::Progress;
+use crate::engine::store::Store;
+use crate::engine::verify::check_files;
+use crate::error::Result;
+use crate::report::{Decided, PruneReport};
+use crate::schedule::retention::{self, Candidate, Policy};
+
+/// Applies `policy` to the snapshots in `store` (the caller holds the
+/// lock). Damaged snapshots are left alone, and the newest snapshot that
+/// passes verification is never removed.
+pub fn prune_store(
+    out: &mut Output,
+    store: &Store,
+    policy: &Policy,
+    dry_run: bool,
+    now: DateTime<Utc>,
+) -> Result<PruneReport> {
+    if policy.is_empty() {
+        return Ok(empty(policy, dry_run));
+    }
+    let mut candidates = Vec::new();
+    for l in store.list()? {
+        match &l.manifest {
+            Ok(m) => match DateTime::parse_from_rfc3339(&m.created) {
+                Ok(t) => candidates.push(Candidate {
+                    id: m.id.clone(),
+                    time: t.with_timezone(&Utc),
+                    pinned: m.pinned,
+                    verified: false,
+                }),
+                Err(_) => out.warn(format!("{}: unreadable creation time; left alone", m.id)),
+            },
+            Err(problem) => {
+                out.warn(format!("{}: damaged ({problem}); left alone, see `bwguard forget`", l.id))
+            }
+        }
+    }
+    for c in candidates.iter_mut() {
+        let ok =
+            store.open(&c.id).and_then(|m| check_files(&store.dir(&c.id), &m, false, &Progress::hidden(0)));
+        if ok.is_ok() {
+            c.verified = true;
+            break;
+        }
+        out.warn(format!("{} fails verification", c.id));
+    }
+    decide(out, &candidates, policy, dry_run, now, |id| store.delete(id))
+}
+
+/// The report of an empty policy: nothing is removed.
+pub fn empty(policy: &Policy, dry_run: bool) -> PruneReport {
+    PruneReport {
+        remote: None,
+        policy: policy.clone(),
+        dry_run,
+        kept: Vec::new(),
+        removed: Vec::new(),
+        incomplete_removed: Vec::new(),
+    }
+}
+
+/// Decides by `policy` which `candidates` go and removes them with
+/// `remove` unless `dry_run`. A removal that fails ends the run with its
+/// error, after saying what was already removed.
+pub fn decide(
+    out: &mut Output,
+    candidates: &[Candidate],
+    policy: &Policy,
+    dry_run: bool,
+    now: DateTime<Utc>,
+    mut remove: impl FnMut(&str) -> Result<()>,
+) -> Result<PruneReport> {
+    let mut report = empty(policy, dry_run);
+    for d in retention::apply(candidates, policy, now, &chrono::Local) {
+        let decided = Decided { id: d.id, reasons: d.reasons };
+        if d.keep {
+            report.kept.push(decided);
+            continue;
+        }
+        if !dry_run && let Err(e) = remove(&decided.id) {
+            if !report.removed.is_empty() {
+                let done: Vec<&str> = report.removed.iter().map(|r| r.id.as_str()).collect();
+                out.warn(format!("removed {} before {} could not be removed", done.join(", "), decided.id));
+            }
+            return Err(e);
+        }
+        report.removed.push(decided);
+    }
+    Ok(report)
+}
