@@ -584,7 +584,7 @@ fn an_unreadable_file_in_the_scope_fails_naming_it_and_leaves_no_snapshot() {
         if !which("setpriv") {
             return skip_or_fail("setpriv is not available to drop privileges");
         }
-        let r = env.bwguard(args).as_user(65534, 65534).run();
+        let r = env.bwguard(args).run_as(65534, 65534).run();
         if r.stderr.contains("setpriv:") {
             return skip_or_fail(&format!("cannot run as uid 65534: {}", r.stderr.trim()));
         }

@@ -160,7 +160,7 @@ fn an_unprivileged_run_that_cannot_see_sql_servers_files_still_refuses() {
     fs::copy("/bin/sleep", &engine).unwrap();
     let vault = env.bwdata().join("mssql/data/vault.mdf");
     let mut child = Command::new(&engine).arg("120").stdin(File::open(&vault).unwrap()).spawn().unwrap();
-    let r = env.bwguard(&["backup"]).as_user(65534, 65534).run();
+    let r = env.bwguard(&["backup"]).run_as(65534, 65534).run();
     child.kill().unwrap();
     child.wait().unwrap();
     r.code(5).stderr_has("sqlservr (pid");

@@ -103,7 +103,7 @@ impl Bwguard {
 
     /// Runs as `uid`:`gid` with no supplementary groups (through `setpriv`;
     /// the test must run as root).
-    pub fn as_user(mut self, uid: u32, gid: u32) -> Self {
+    pub fn run_as(mut self, uid: u32, gid: u32) -> Self {
         self.user = Some((uid, gid));
         self
     }
