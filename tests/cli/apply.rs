@@ -8,12 +8,14 @@
 //! re-writes config.yml without user comments, adds a missing `enable_scim`
 //! key, and regenerates docker-compose.yml with a scim service when SCIM is
 //! enabled (unless `NO_SCIM` is set); `updateself` pins a newer version in
-//! the script itself; `stop` releases the database files.
+//! the script itself; `stop` releases the database files. With
+//! `BACKUP_IN_WINDOW` set to a command line, `stop` and `start` run it (a
+//! second bwguard, as a scheduled backup would) and log its exit code.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use crate::support::{Run, TestEnv, assert_same_tree};
+use crate::support::{BIN, Run, TestEnv, assert_same_tree};
 
 const STAND_IN: &str = r#"#!/bin/sh
 set -e
@@ -44,7 +46,13 @@ case "$1" in
     sed -i 's/^COREVERSION=.*/COREVERSION="2026.9.0"/; s/^WEBVERSION=.*/WEBVERSION="2026.9.0"/' "$0"
     echo "updated bitwarden.sh"
     ;;
-  stop|start) echo "$1 done" ;;
+  stop|start)
+    # Another bwguard run (a scheduled backup) trying to get in while
+    # bwguard runs this step: its exit code goes to the log.
+    if [ -n "${BACKUP_IN_WINDOW:-}" ]; then
+      if $BACKUP_IN_WINDOW >/dev/null 2>&1; then echo "backup-in-window 0" >> "$log"; else echo "backup-in-window $?" >> "$log"; fi
+    fi
+    echo "$1 done" ;;
 esac
 "#;
 
@@ -255,4 +263,30 @@ fn an_old_config_gets_the_key_even_when_update_is_not_needed() {
     env.bwguard(&["enable-scim", "--apply", "--yes"]).env("UPDATE_NOT_NEEDED", "1").run().ok();
     let config = String::from_utf8(env.config()).unwrap();
     assert_eq!(config.matches("\nenable_scim: true\n").count(), 1, "{config}");
+}
+
+#[test]
+fn the_rollback_after_a_failed_step_keeps_the_lock_so_a_backup_cannot_get_in() {
+    // A scheduled backup that starts while bwguard stops Bitwarden, rolls
+    // back and starts it again must find the store locked (exit 4) every
+    // time: the lock taken at the start is never let go until the end.
+    let env = env_with_stand_in();
+    let backup =
+        format!("{} --store {} --bwdata {} backup", BIN, env.store.display(), env.bwdata().display());
+    let r = env
+        .bwguard(&["enable-scim", "--apply", "--yes", "--rollback-on-failure", "--json"])
+        .env("FAIL_AT", "rebuild:1")
+        .env("BACKUP_IN_WINDOW", &backup)
+        .run();
+    r.error(1, "rolled-back");
+    let log = fs::read_to_string(env.dir.path().join("calls.log")).unwrap();
+    let tried: Vec<&str> = log.lines().filter(|l| l.starts_with("backup-in-window")).collect();
+    // The first stop, the stop before the rollback, and the start after it.
+    assert_eq!(tried, ["backup-in-window 4"; 3], "{log}");
+    let steps: Vec<String> = calls(&env).into_iter().filter(|c| c != "backup-in-window").collect();
+    assert_eq!(steps, ["stop", "update", "rebuild", "stop", "start"], "{log}");
+    // Once bwguard is done, the same backup gets in.
+    let after =
+        std::process::Command::new("sh").arg("-c").arg(&backup).current_dir(&env.install).status().unwrap();
+    assert!(after.success());
 }
