@@ -3,6 +3,8 @@
 //! dispatches, and the engine knows nothing of the command line. Read from
 //! the sources, so a change that breaks the map fails here.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
