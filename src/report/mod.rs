@@ -14,6 +14,8 @@ pub mod offsite;
 pub mod other;
 pub mod snapshots;
 pub mod table;
+#[cfg(test)]
+mod tests;
 
 use serde::{Deserialize, Serialize};
 
