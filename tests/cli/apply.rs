@@ -15,6 +15,9 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
+use bwguard::procedure::Journal;
+use bwguard::report::EditReport;
+
 use crate::support::{BIN, Run, TestEnv, assert_same_tree};
 
 const STAND_IN: &str = r#"#!/bin/sh
@@ -101,10 +104,9 @@ fn a_full_run_does_every_step_in_order_and_journals_it() {
     // The snapshot holds the config as it was, user comment and all.
     let log = env.run(&["log", &snap, "--json"]);
     log.ok();
-    let journal = log.json();
-    assert_eq!(journal["outcome"], "succeeded");
-    let names: Vec<&str> =
-        journal["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let journal: Journal = log.parse();
+    assert_eq!(journal.outcome, "succeeded");
+    let names: Vec<&str> = journal.steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
         [
@@ -118,8 +120,10 @@ fn a_full_run_does_every_step_in_order_and_journals_it() {
             "check"
         ]
     );
-    assert_eq!(journal["steps"][5]["exit_code"], 0);
-    assert!(journal["steps"][5]["output"].as_str().unwrap().contains("Setup done"));
+    assert_eq!(journal.steps[5].exit_code, Some(0));
+    assert!(journal.steps[5].output.contains("Setup done"));
+    let report: EditReport = r.parse();
+    assert_eq!(report.journal.as_ref(), Some(&journal), "the run's document holds the journal it saved");
     env.run(&["log", &snap]).ok().says("./bitwarden.sh rebuild");
 }
 

@@ -7,6 +7,7 @@ mod support;
 mod apply;
 mod config_edits;
 mod crash;
+mod documents;
 mod everyday;
 mod faults;
 mod garage;
