@@ -7,8 +7,8 @@ use crate::context::Ctx;
 use crate::engine::store::Store;
 use crate::error::Result;
 use crate::offsite::{self, remote};
+use crate::report::StoreList;
 use crate::report::human::{age, seconds_since};
-use crate::report::snapshots::StoreList;
 use crate::report::{ListReport, Listing, RemoteListReport, RemoteListing, SnapshotListing};
 
 impl Run for ListArgs {

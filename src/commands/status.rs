@@ -16,7 +16,7 @@ use crate::install::{facts, live, preflight};
 use crate::offsite::remote::Remotes;
 use crate::report::StatusReport;
 use crate::report::human::{age, human_age};
-use crate::report::snapshots::{FreeBytes, HolderDoc, Newest, RemoteDoc};
+use crate::report::{FreeBytes, HolderDoc, Newest, RemoteDoc};
 
 impl Run for StatusArgs {
     type Report = StatusReport;

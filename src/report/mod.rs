@@ -12,7 +12,10 @@ pub mod changes;
 pub mod human;
 pub mod offsite;
 pub mod other;
+pub mod prune;
+pub mod rollback;
 pub mod snapshots;
+pub mod status;
 pub mod table;
 #[cfg(test)]
 mod tests;
@@ -22,10 +25,13 @@ use serde::{Deserialize, Serialize};
 pub use changes::{EditReport, UpgradeReport};
 pub use offsite::{PullReport, PushReport, PushedCopy, RemoteListReport, RemoteListing, RemoteReport};
 pub use other::{CompletionsReport, DemoReport, ErrorDoc, ErrorReport, ManReport, ScheduleReport};
+pub use prune::{Decided, PruneReport};
+pub use rollback::RollbackReport;
 pub use snapshots::{
-    BackupReport, Checked, Decided, DiffReport, ForgetReport, KeyChange, ListReport, Listing, PinReport,
-    PruneReport, RollbackReport, SnapshotListing, SnapshotReport, StatusReport, VerifyReport,
+    BackupReport, Checked, DiffReport, ForgetReport, KeyChange, ListReport, Listing, PinReport,
+    SnapshotListing, SnapshotReport, StoreList, VerifyReport,
 };
+pub use status::{FreeBytes, HolderDoc, Newest, RemoteDoc, StatusReport};
 
 use crate::context::Output;
 use crate::procedure::Journal;

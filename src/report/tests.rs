@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::changes::Method;
-use super::snapshots::{FreeBytes, HolderDoc, Newest, RemoteDoc, StoreList};
+
 use super::*;
 use crate::engine::manifest::{ArchiveInfo, BitwardenInfo};
 use crate::error::{Error, all_kinds};

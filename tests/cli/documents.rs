@@ -4,7 +4,7 @@
 
 use std::fs;
 
-use bwguard::report::snapshots::StoreList;
+use bwguard::report::StoreList;
 use bwguard::report::{
     BackupReport, CompletionsReport, DiffReport, EditReport, ForgetReport, ListReport, Listing, ManReport,
     PinReport, PruneReport, RemoteReport, RollbackReport, ScheduleReport, StatusReport, VerifyReport,

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use age::secrecy::ExposeSecret;
-use bwguard::report::snapshots::RemoteDoc;
+use bwguard::report::RemoteDoc;
 use bwguard::report::{
     BackupReport, PruneReport, PullReport, RemoteListReport, RemoteListing, RollbackReport, StatusReport,
 };

@@ -1,0 +1,172 @@
+//! The command line, as data: clap derive types only, no logic.
+//!
+//! Global flags are declared `global = true` so they are accepted before or
+//! after the command, as scripts expect.
+
+mod changes;
+mod offsite;
+mod schedule;
+mod snapshots;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use changes::*;
+pub use offsite::*;
+pub use schedule::*;
+pub use snapshots::*;
+
+/// Safe configuration changes, snapshots and rollback for self-hosted Bitwarden.
+///
+/// bwguard archives and checksums the database files and the settings that
+/// belong with them, reads the archive back to prove it, and only then edits
+/// bwdata/config.yml. `rollback` puts a snapshot back, byte for byte.
+#[derive(Debug, Parser)]
+#[command(name = "bwguard", version, propagate_version = true)]
+pub struct Cli {
+    /// Options that apply to every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted by every command, before or after it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// The Bitwarden data directory [default: ./bwdata, else ./.bwdata]
+    #[arg(long, global = true, env = "BWGUARD_BWDATA", value_name = "PATH")]
+    pub bwdata: Option<PathBuf>,
+    /// Where snapshots live [default: bwguard-snapshots/ beside the data directory]
+    #[arg(long, global = true, env = "BWGUARD_STORE", value_name = "PATH")]
+    pub store: Option<PathBuf>,
+    /// Print one JSON document on stdout (errors too)
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only what is essential
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Never show a progress display
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// Answer yes to confirmation questions (needed without a terminal)
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Take a snapshot, verify it, print its id
+    Backup(BackupArgs),
+    /// Check snapshots (default: the newest)
+    ///
+    /// Plain verify checks the archive's SHA-256 against data.tar.gz.sha256
+    /// and the manifest, and SHA256SUMS against the manifest. --deep also
+    /// decompresses the archive and checks every file.
+    Verify(VerifyArgs),
+    /// List the snapshots, newest first (with --remote: the copies on a remote)
+    List(ListArgs),
+    /// Show the state of the install and of the store
+    Status(StatusArgs),
+    /// Snapshot, then set `enable_scim: true` in config.yml
+    EnableScim(EnableScimArgs),
+    /// Snapshot, then set `enable_scim: false` in config.yml
+    DisableScim(DisableScimArgs),
+    /// Snapshot, then set a known top-level key of config.yml
+    Set(SetArgs),
+    /// Show how a snapshot's config.yml differs from the current one
+    Diff(DiffArgs),
+    /// Restore a snapshot (default: the newest)
+    ///
+    /// Checks the snapshot, takes a snapshot of the current state, restores
+    /// into a staging directory, checks every file, then swaps by rename.
+    Rollback(RollbackArgs),
+    /// Delete snapshots by a retention policy
+    ///
+    /// Never removes a pinned snapshot, the newest one, or the newest one
+    /// that passes verification. Calendar buckets are in local time.
+    Prune(PruneArgs),
+    /// Scheduled backups: a systemd timer (or a cron line)
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Snapshot, then ./bitwarden.sh updateself and update, checked and journaled
+    Upgrade(UpgradeArgs),
+    /// Show the journal of an --apply or upgrade run: steps, times, exit codes, output
+    Log(LogArgs),
+    /// Keep a snapshot from pruning
+    Pin(PinArgs),
+    /// Let a snapshot be pruned again
+    Unpin(UnpinArgs),
+    /// Delete one snapshot (asks first; a pinned one needs --force)
+    Forget(ForgetArgs),
+    /// Copy snapshots to a remote, encrypted (default: the newest)
+    ///
+    /// Each snapshot is read once, encrypted with age to the remote's
+    /// recipients and uploaded in parts; its public manifest is written
+    /// last, so an interrupted push is never listed and the next push
+    /// completes it.
+    Push(PushArgs),
+    /// Fetch a snapshot from a remote into the local store, decrypted and checked
+    Pull(PullArgs),
+    /// Off-site copies: add, list or remove S3-compatible remotes
+    #[command(subcommand)]
+    Remote(RemoteCommand),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+    /// Print the man page (roff)
+    Man(ManArgs),
+    /// Build a sample install in a scratch directory and show backup,
+    /// enable-scim, verify and rollback on it
+    Demo(DemoArgs),
+}
+
+/// Arguments of `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Arguments of `man` (none).
+#[derive(Debug, Args)]
+pub struct ManArgs {}
+
+/// Arguments of `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to build the sample install [default: a new temporary directory]
+    #[arg(long, value_name = "D")]
+    pub dir: Option<PathBuf>,
+    /// Size of the sample vault database in MiB
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub size_mb: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_go_before_or_after_the_command() {
+        let before = Cli::try_parse_from(["bwguard", "--json", "--store", "/s", "list"]).unwrap();
+        let after = Cli::try_parse_from(["bwguard", "list", "--json", "--store", "/s"]).unwrap();
+        for cli in [before, after] {
+            assert!(cli.global.json);
+            assert_eq!(cli.global.store, Some(PathBuf::from("/s")));
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Arguments of the off-site commands: `push`, `pull`, `remote`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+/// Arguments of `push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Snapshot ids [default: the newest]
+    #[arg(value_name = "ID")]
+    pub ids: Vec<String>,
+    /// Push every local snapshot the remote does not hold yet
+    #[arg(long, conflicts_with = "ids")]
+    pub all: bool,
+    /// The remote [default: the only one]
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+}
+
+/// Arguments of `pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Snapshot id [default: the newest copy on the remote]
+    pub id: Option<String>,
+    /// The remote [default: the only one]
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+    /// The age identity file (private key) to decrypt with
+    #[arg(long, value_name = "FILE")]
+    pub identity: PathBuf,
+}
+
+/// `remote add|list|remove`.
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Add an S3-compatible remote (checks that it can be listed)
+    Add(RemoteAddArgs),
+    /// List the remotes
+    List,
+    /// Forget a remote (its bucket is left as it is)
+    Remove(RemoteNameArg),
+}
+
+/// How bucket URLs are formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UrlStyle {
+    /// endpoint/bucket/key (MinIO, Garage, most self-hosted stores)
+    Path,
+    /// bucket.endpoint/key (AWS)
+    Virtual,
+}
+
+/// Arguments of `remote add`.
+#[derive(Debug, Args)]
+pub struct RemoteAddArgs {
+    /// A name for the remote
+    pub name: String,
+    /// Where copies go: s3://BUCKET/PREFIX
+    pub url: String,
+    /// The S3 endpoint, e.g. https://s3.eu-central-003.backblazeb2.com [default: AWS for --region]
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// The signing region
+    #[arg(long, value_name = "REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// Bucket addressing [default: virtual for AWS, path otherwise]
+    #[arg(long, value_enum)]
+    pub url_style: Option<UrlStyle>,
+    /// An age recipient (public key, age1…) to encrypt to; repeat for more
+    #[arg(long = "recipient", value_name = "AGE1…")]
+    pub recipients: Vec<String>,
+    /// A file of age recipients, one per line
+    #[arg(long, value_name = "FILE")]
+    pub recipients_file: Option<PathBuf>,
+    /// Read the S3 keys from this AWS-style credentials file (needed for scheduled pushes)
+    #[arg(long, value_name = "FILE")]
+    pub credentials_file: Option<PathBuf>,
+    /// The profile in the credentials file [default: AWS_PROFILE, else default]
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Save the remote without checking that it can be reached
+    #[arg(long)]
+    pub no_check: bool,
+}
+
+/// A remote's name.
+#[derive(Debug, Args)]
+pub struct RemoteNameArg {
+    /// The remote
+    pub name: String,
+}

@@ -1,0 +1,69 @@
+//! The document of `prune` (and of `backup --prune`).
+
+use serde::{Deserialize, Serialize};
+
+use super::Render;
+use crate::context::Output;
+use crate::schedule::retention::Policy;
+
+/// `prune` (and `backup --prune`): the decision for every snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneReport {
+    /// With `--remote`: the remote pruned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// The policy applied.
+    pub policy: Policy,
+    /// Only said what it would remove.
+    pub dry_run: bool,
+    /// Snapshots kept, and why.
+    pub kept: Vec<Decided>,
+    /// Snapshots removed (with `--dry-run`: that would be), and why.
+    pub removed: Vec<Decided>,
+    /// With `--remote`: incomplete copies removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete_removed: Vec<String>,
+}
+
+/// One retention decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decided {
+    /// The snapshot.
+    pub id: String,
+    /// Every reason it is kept, or every rule that passed it over.
+    pub reasons: Vec<String>,
+}
+
+impl Render for PruneReport {
+    fn render(&self, out: &mut Output) {
+        if self.policy.is_empty() {
+            out.result("no retention policy: nothing removed");
+            return;
+        }
+        let verb = if self.dry_run { "would remove" } else { "remove" };
+        for id in &self.incomplete_removed {
+            out.result(format!("{verb:<13} {id}  incomplete copy (an interrupted push or prune)"));
+        }
+        let on = self.remote.as_ref().map(|r| format!(" on {r}")).unwrap_or_default();
+        out.info(format!("policy{on}: {}", self.policy.describe()));
+        let mut all: Vec<(&Decided, bool)> =
+            self.kept.iter().map(|d| (d, true)).chain(self.removed.iter().map(|d| (d, false))).collect();
+        all.sort_by_key(|(d, _)| std::cmp::Reverse(crate::engine::store::id_key(&d.id)));
+        for (d, keep) in all {
+            let reasons = d.reasons.join("; ");
+            if keep {
+                out.result(format!("keep          {}  {reasons}", d.id));
+            } else {
+                out.result(format!("{verb:<13} {}  {reasons}", d.id));
+            }
+        }
+        out.info(format!(
+            "{} kept, {} {}",
+            self.kept.len(),
+            self.removed.len(),
+            if self.dry_run { "would be removed (dry run)" } else { "removed" }
+        ));
+    }
+}
