@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Render;
 use super::human::{human_age, human_size};
-use super::table::table;
+use super::table::{damaged_row, table};
 use crate::context::Output;
 use crate::offsite::RemoteManifest;
 use crate::offsite::remote::Remote;
@@ -217,13 +217,7 @@ impl Render for RemoteListReport {
                         m.bitwarden.core_version.clone().unwrap_or_else(|| "?".into()),
                         pushed_age_seconds.map(|a| human_age(a) + " ago").unwrap_or_else(|| "?".into()),
                     ],
-                    RemoteListing::Damaged { id, damaged } => {
-                        let mut row: [String; 7] = Default::default();
-                        row[0] = id.clone();
-                        row[1] = "?".into();
-                        row[2] = format!("DAMAGED: {damaged}");
-                        row
-                    }
+                    RemoteListing::Damaged { id, damaged } => damaged_row(id, damaged),
                 });
             }
             for line in table(&rows) {

@@ -9,7 +9,7 @@ use super::Render;
 use super::human::{human_age, human_size};
 use super::offsite::{PushReport, RemoteListReport};
 use super::prune::PruneReport;
-use super::table::table;
+use super::table::{damaged_row, table};
 use crate::context::Output;
 use crate::engine::manifest::{BitwardenInfo, Manifest};
 
@@ -210,13 +210,7 @@ impl Render for StoreList {
                     s.bitwarden.enable_scim.map_or("?", |b| if b { "on" } else { "off" }).into(),
                     s.consistency.clone(),
                 ],
-                Listing::Damaged { id, damaged } => {
-                    let mut row: [String; 8] = Default::default();
-                    row[0] = id.clone();
-                    row[1] = "?".into();
-                    row[2] = format!("DAMAGED: {damaged}");
-                    row
-                }
+                Listing::Damaged { id, damaged } => damaged_row(id, damaged),
             });
         }
         for line in table(&rows) {

@@ -15,3 +15,13 @@ pub fn table<const N: usize>(rows: &[[String; N]]) -> Vec<String> {
         })
         .collect()
 }
+
+/// The row of a snapshot whose manifest cannot be read: its id, an unknown
+/// age, and why, the other columns empty.
+pub fn damaged_row<const N: usize>(id: &str, damaged: &str) -> [String; N] {
+    let mut row: [String; N] = std::array::from_fn(|_| String::new());
+    for (cell, text) in row.iter_mut().zip([id.to_string(), "?".into(), format!("DAMAGED: {damaged}")]) {
+        *cell = text;
+    }
+    row
+}
