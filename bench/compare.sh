@@ -32,7 +32,7 @@ rm -rf "$dir"
 mkdir -p "$dir"
 install=$dir/install
 "$gen" "$install" --size-mb "$vault_mb" --backups 2 >/dev/null
-scope=(bwdata/config.yml bwdata/mssql bwdata/env bwdata/docker bwdata/core/aspnet-dataprotection bwdata/identity bwdata/scripts/run.sh bitwarden.sh)
+scope=(bwdata/config.yml bwdata/mssql bwdata/env bwdata/docker bwdata/nginx bwdata/web bwdata/core/aspnet-dataprotection bwdata/identity bwdata/scripts/run.sh bitwarden.sh)
 data_bytes=$(cd "$install" && du -sb --apparent-size "${scope[@]}" | awk '{s+=$1} END {print s}')
 store=$dir/store
 export BWGUARD_BWDATA=$install/bwdata BWGUARD_STORE=$store

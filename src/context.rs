@@ -154,6 +154,28 @@ impl Ctx {
         Install::resolve(self.global.bwdata.as_deref(), self.global.store.as_deref(), &self.cwd)
     }
 
+    /// `bwguard ARGS` as the admin can paste it anywhere: this very program
+    /// (`bwguard` when that is what PATH finds), with `--bwdata` and
+    /// `--store` unless they are the defaults seen from the install directory.
+    pub fn bwguard_line(&self, install: &Install, args: &str) -> String {
+        let exe = std::env::current_exe().ok().and_then(|e| e.canonicalize().ok());
+        let on_path = std::env::var_os("PATH")
+            .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("bwguard")).find(|p| p.is_file()));
+        let program = match (&exe, on_path.and_then(|p| p.canonicalize().ok())) {
+            (Some(e), Some(p)) if *e == p => "bwguard".to_string(),
+            (Some(e), _) => crate::install::shell_word(&e.display().to_string()),
+            (None, _) => "bwguard".to_string(),
+        };
+        let mut line = program;
+        if self.global.bwdata.is_some() || install.data_name != "bwdata" {
+            line += &format!(" --bwdata {}", crate::install::shell_word(&install.data.display().to_string()));
+        }
+        if install.store != install.dir.join(crate::install::DEFAULT_STORE_NAME) {
+            line += &format!(" --store {}", crate::install::shell_word(&install.store.display().to_string()));
+        }
+        format!("{line} {args}")
+    }
+
     /// Starts a writing run on `install`: takes the store lock, then deals
     /// with what killed runs left ([`session::begin`]), saying so.
     pub fn begin_write(&mut self, install: &Install, command: &str) -> Result<Writing> {

@@ -99,6 +99,10 @@ kinds! {
         NoCredentials = "no-credentials",
         /// A Helm values file cannot be edited in place.
         HelmValues = "helm-values",
+        /// The user who runs bitwarden.sh cannot reach the Docker daemon.
+        DockerUnreachable = "docker-unreachable",
+        /// Neither `docker compose` nor `docker-compose` works.
+        NoCompose = "no-compose",
     }
 }
 
@@ -108,8 +112,15 @@ kinds! {
         /// A step of Bitwarden's procedure failed; the message names it and
         /// the hint the command that undoes it.
         StepFailed = "step-failed",
-        /// A step failed and the install was rolled back to the snapshot.
+        /// A step failed and the install was rolled back to the snapshot;
+        /// Bitwarden runs again.
         RolledBack = "rolled-back",
+        /// A step failed and the install was rolled back to the snapshot,
+        /// but Bitwarden does not run (the message says what Docker saw).
+        RolledBackNotRunning = "rolled-back-not-running",
+        /// `./bitwarden.sh stop` exited 0 but the database container still
+        /// runs or a process holds the database files.
+        DatabaseStillRunning = "database-still-running",
         /// A file changed while bwguard read or snapshotted it.
         ChangedMeanwhile = "changed-meanwhile",
         /// A written file does not hold what was written.

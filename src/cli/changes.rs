@@ -25,6 +25,9 @@ pub struct EditArgs {
     /// With --apply: the bitwarden.sh to run [default: bitwarden.sh beside the data directory]
     #[arg(long, value_name = "PATH", requires = "apply")]
     pub bitwarden_sh: Option<PathBuf>,
+    /// With --apply: stop a step of bitwarden.sh that runs longer than this (e.g. 90m, 2h)
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::report::human::parse_age)]
+    pub step_timeout: u64,
     /// A Helm install: set component.scim.enabled in this values file instead
     #[arg(long, value_name = "FILE", conflicts_with = "apply")]
     pub helm_values: Option<PathBuf>,
@@ -74,6 +77,9 @@ pub struct UpgradeArgs {
     /// The bitwarden.sh to run [default: bitwarden.sh beside the data directory]
     #[arg(long, value_name = "PATH")]
     pub bitwarden_sh: Option<PathBuf>,
+    /// Stop a step of bitwarden.sh that runs longer than this (e.g. 90m, 2h)
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::report::human::parse_age)]
+    pub step_timeout: u64,
     /// What the snapshot taken first includes.
     #[command(flatten)]
     pub scope: ScopeArgs,

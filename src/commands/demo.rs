@@ -105,6 +105,7 @@ fn steps(ctx: &mut Ctx, install: &Path) -> Result<String> {
         apply: false,
         rollback_on_failure: false,
         bitwarden_sh: None,
+        step_timeout: 3600,
         helm_values: None,
         scope,
     };

@@ -18,13 +18,13 @@ use crate::engine::snapshot::{self, Request};
 use crate::error::{Error, Failure, Refusal, Result};
 use crate::files::{self, Ownership};
 use crate::install::config::{self, Config, ConfigError, Edit};
-use crate::install::{Install, helm, preflight};
+use crate::install::{Install, helm, preflight, shell_word};
 use crate::procedure::{self, Opts};
 use crate::report::changes::Method;
 use crate::report::{EditReport, SnapshotReport};
 
-/// The commands that apply a config.yml change (Bitwarden's procedure).
-pub const NEXT_STEPS: [&str; 2] = ["./bitwarden.sh rebuild", "./bitwarden.sh update"];
+/// The commands of Bitwarden's procedure that apply a config.yml change.
+const NEXT_STEPS: [&str; 2] = ["rebuild", "update"];
 
 impl Run for EnableScimArgs {
     type Report = EditReport;
@@ -132,8 +132,19 @@ fn edit_line(ctx: &mut Ctx, key: &str, value: &str, args: &EditArgs, reason: &st
         ));
     }
     report.changed = true;
+    report.next_steps =
+        vec![format!("{} && {}", install.cd_line(), NEXT_STEPS.map(|a| install.script_line(a)).join(" && "))];
+    report.undo = vec![
+        ctx.bwguard_line(&install, &format!("rollback {} --only config", manifest.id)),
+        format!(
+            "{} && {} && {} && {}",
+            install.cd_line(),
+            install.script_line("stop"),
+            ctx.bwguard_line(&install, &format!("rollback {} --yes", manifest.id)),
+            install.script_line("start")
+        ),
+    ];
     report.snapshot = Some(manifest.id);
-    report.next_steps = NEXT_STEPS.iter().map(|s| s.to_string()).collect();
     report.warnings = warnings_for(key, &report.value, &bytes);
     Ok(report)
 }
@@ -178,6 +189,7 @@ fn apply(ctx: &mut Ctx, key: &str, value: &str, args: &EditArgs, reason: &str) -
         dry_run: args.dry_run,
         rollback_on_failure: args.rollback_on_failure,
         bitwarden_sh: args.bitwarden_sh.clone(),
+        step_timeout: std::time::Duration::from_secs(args.step_timeout),
     };
     let outcome = procedure::execute(ctx, &install, &plan, &opts)?;
     report.dry_run = args.dry_run;
@@ -185,6 +197,7 @@ fn apply(ctx: &mut Ctx, key: &str, value: &str, args: &EditArgs, reason: &str) -
     report.snapshot = outcome.snapshot;
     report.journal = outcome.journal;
     report.plan = outcome.plan;
+    report.undo = outcome.undo;
     Ok(report)
 }
 
@@ -242,8 +255,11 @@ fn edit_helm(ctx: &mut Ctx, enabled: bool, file: &Path, args: &EditArgs, reason:
     let meta = fs::metadata(&path).map_err(|e| Error::io("cannot read", &path, e))?;
     files::write_atomic(&path, &planned, Ownership::of(&meta))?;
     report.changed = true;
-    report.snapshot = Some(manifest.id);
+    let values = shell_word(&path.display().to_string());
     report.next_steps =
-        vec![format!("helm upgrade RELEASE bitwarden/self-host --namespace NAMESPACE -f {}", path.display())];
+        vec![format!("helm upgrade RELEASE bitwarden/self-host --namespace NAMESPACE -f {values}")];
+    report.undo =
+        vec![ctx.bwguard_line(&install, &format!("rollback {} --helm-values {values}", manifest.id))];
+    report.snapshot = Some(manifest.id);
     Ok(report)
 }

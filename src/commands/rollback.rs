@@ -10,7 +10,7 @@ use crate::context::Ctx;
 use crate::engine::rollback::{self, Selection};
 use crate::engine::store::Store;
 use crate::error::Result;
-use crate::install::{Install, preflight};
+use crate::install::{Install, facts, preflight};
 use crate::offsite::crypt::Identities;
 use crate::offsite::{self, remote};
 use crate::report::RollbackReport;
@@ -114,10 +114,20 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
     report.rolled_back = true;
     report.before = Some(done.before);
     report.owners_not_restored = done.owners_not_restored;
-    report.next_steps = match selection {
-        Selection::Config => vec!["./bitwarden.sh rebuild".into(), "./bitwarden.sh start".into()],
-        _ => vec!["./bitwarden.sh start".into()],
+    let cd = install.cd_line();
+    report.next_steps = match (selection, args.helm_values.is_some()) {
+        (_, true) => Vec::new(),
+        (Selection::Config, false) => {
+            vec![format!("{cd} && {} && {}", install.script_line("rebuild"), install.script_line("start"))]
+        }
+        _ => vec![format!("{cd} && {}", install.script_line("start"))],
     };
+    for problem in facts::generated_files_disagree(&install) {
+        ctx.out.warn(format!(
+            "{problem}: nginx would not start; `{cd} && {}` writes them again from config.yml",
+            install.script_line("rebuild")
+        ));
+    }
     Ok(report)
 }
 

@@ -49,6 +49,7 @@ impl Run for UpgradeArgs {
             dry_run: self.dry_run,
             rollback_on_failure: self.rollback_on_failure,
             bitwarden_sh: self.bitwarden_sh.clone(),
+            step_timeout: std::time::Duration::from_secs(self.step_timeout),
         };
         let outcome = procedure::execute(ctx, &install, &plan, &opts)?;
         let report = UpgradeReport {
@@ -56,6 +57,7 @@ impl Run for UpgradeArgs {
             dry_run: self.dry_run,
             plan: outcome.plan,
             journal: outcome.journal,
+            undo: outcome.undo,
         };
         ctx.out.show(&report);
         Ok(report)

@@ -70,6 +70,9 @@ pub struct BitwardenInfo {
     pub core_version: Option<String>,
     /// `WEBVERSION` from `bitwarden.sh`.
     pub web_version: Option<String>,
+    /// `KEYCONNECTORVERSION` from `bitwarden.sh` (absent in older manifests).
+    #[serde(default)]
+    pub key_connector_version: Option<String>,
     /// `enable_scim` from config.yml (Setup's reading).
     pub enable_scim: Option<bool>,
     /// `built-in`, `external` or `docker-volume`.

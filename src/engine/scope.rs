@@ -17,8 +17,19 @@ use crate::error::{Error, Refusal, Result};
 use crate::install::Install;
 
 /// The parts inside the data directory that must match the database.
-const DEFAULT_PARTS: [&str; 7] =
-    ["config.yml", "mssql", "env", "docker", "core/aspnet-dataprotection", "identity", "scripts/run.sh"];
+/// With them, as one set, everything Setup (re)writes: a rollback must not
+/// leave an nginx route whose container the restored compose file lacks.
+const DEFAULT_PARTS: [&str; 9] = [
+    "config.yml",
+    "mssql",
+    "env",
+    "docker",
+    "nginx",
+    "web",
+    "core/aspnet-dataprotection",
+    "identity",
+    "scripts/run.sh",
+];
 /// The attachments part added by `--with-attachments`.
 const ATTACHMENTS: &str = "core/attachments";
 /// Left out of `--full`.

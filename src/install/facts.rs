@@ -77,6 +77,63 @@ pub fn compose_images(compose: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The container of each service in a docker-compose file, in file order:
+/// its `container_name` (Bitwarden's files set one for every service), else
+/// `bitwarden-SERVICE`.
+pub fn compose_containers(compose: &str) -> Vec<String> {
+    let docs = yaml_rust2::YamlLoader::load_from_str(compose).unwrap_or_default();
+    let services = docs.first().map(|d| &d["services"]);
+    let Some(services) = services.and_then(|s| s.as_hash()) else {
+        return Vec::new();
+    };
+    services
+        .iter()
+        .filter_map(|(name, svc)| {
+            let name = name.as_str()?;
+            Some(svc["container_name"].as_str().map_or_else(|| format!("bitwarden-{name}"), str::to_string))
+        })
+        .collect()
+}
+
+/// The hosts nginx proxies to (`proxy_pass http://HOST:PORT…`), sorted.
+pub fn nginx_upstreams(conf: &str) -> Vec<String> {
+    let mut hosts: Vec<String> = conf
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split("proxy_pass").nth(1))
+        .filter_map(|rest| {
+            let url = rest.trim_start().trim_start_matches("http://").trim_start_matches("https://");
+            let host: String =
+                url.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+            (!host.is_empty()).then_some(host)
+        })
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+/// Whether the files Setup generates agree with each other: every host
+/// nginx/default.conf proxies to is a service of docker/docker-compose.yml
+/// (else nginx exits `host not found in upstream` and, with `restart:
+/// always`, crash-loops). Returns what disagrees.
+pub fn generated_files_disagree(install: &Install) -> Vec<String> {
+    let (Ok(conf), Ok(compose)) = (
+        fs::read_to_string(install.data.join("nginx/default.conf")),
+        fs::read_to_string(install.data.join("docker/docker-compose.yml")),
+    ) else {
+        return Vec::new();
+    };
+    let services = compose_images(&compose);
+    nginx_upstreams(&conf)
+        .into_iter()
+        .filter(|h| !services.contains_key(h))
+        .map(|h| {
+            format!("nginx/default.conf proxies to {h}, which docker/docker-compose.yml has no service for")
+        })
+        .collect()
+}
+
 /// A Bitwarden release version `YYYY.M.P`, comparable.
 pub fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
     let mut it = v.trim().trim_start_matches('v').split('.').map(|p| p.parse::<u32>().ok());
@@ -136,6 +193,7 @@ pub fn read_info(install: &Install) -> BitwardenInfo {
     BitwardenInfo {
         core_version: shell_var(&script, "COREVERSION"),
         web_version: shell_var(&script, "WEBVERSION"),
+        key_connector_version: shell_var(&script, "KEYCONNECTORVERSION"),
         enable_scim: config.as_ref().and_then(|c| c.bool_value("enable_scim")),
         database: database_mode(config.as_ref(), env.as_deref()).name().to_string(),
         images: compose_images(

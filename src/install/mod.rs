@@ -78,6 +78,22 @@ impl Install {
         self.data.join("config.yml")
     }
 
+    /// `./bitwarden.sh ARG` as the admin types it in the install directory:
+    /// with the data directory as its second argument when it is not
+    /// `bwdata` (bitwarden.sh assumes `bwdata` otherwise).
+    pub fn script_line(&self, arg: &str) -> String {
+        if self.data_name == "bwdata" {
+            format!("./bitwarden.sh {arg}")
+        } else {
+            format!("./bitwarden.sh {arg} {}", shell_word(&self.data.display().to_string()))
+        }
+    }
+
+    /// `cd INSTALL`, for a command line the admin can paste anywhere.
+    pub fn cd_line(&self) -> String {
+        format!("cd {}", shell_word(&self.dir.display().to_string()))
+    }
+
     /// The bytes of config.yml, refusing anything but a regular file: bwguard
     /// edits and restores it as a plain file.
     pub fn read_config(&self) -> Result<Vec<u8>> {
@@ -114,6 +130,16 @@ impl Install {
             data: file.clone(),
             store,
         })
+    }
+}
+
+/// `s` as one word for a POSIX shell: as it is when it is plain, else in
+/// single quotes.
+pub fn shell_word(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(&b)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 
@@ -160,6 +186,13 @@ mod tests {
         let e = Install::resolve(None, None, t.path()).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("bwdata") && msg.contains(".bwdata"), "{msg}");
+    }
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(shell_word("/opt/bitwarden"), "/opt/bitwarden");
+        assert_eq!(shell_word("/srv/my vault"), "'/srv/my vault'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
     }
 
     #[test]

@@ -28,7 +28,11 @@ pub fn database_files(install: &Install, live: bool, action: &str) -> Result<boo
     Err(Error::refused(
         Refusal::DatabaseInUse,
         format!("the database files are in use: {}; {action} would copy torn files", scan.describe()),
-        "stop Bitwarden first with `./bitwarden.sh stop` (or accept a crash-consistent copy with --live)",
+        format!(
+            "stop Bitwarden first: `{} && {}` (or accept a crash-consistent copy with --live)",
+            install.cd_line(),
+            install.script_line("stop")
+        ),
     ))
 }
 
@@ -44,7 +48,11 @@ pub fn no_database_holders(install: &Install) -> Result<()> {
             "the database files are in use: {}; a rollback cannot replace them under SQL Server",
             scan.describe()
         ),
-        "stop Bitwarden first with `./bitwarden.sh stop`, then run the rollback again",
+        format!(
+            "stop Bitwarden first (`{} && {}`), then run the rollback again",
+            install.cd_line(),
+            install.script_line("stop")
+        ),
     ))
 }
 

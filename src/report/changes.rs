@@ -41,8 +41,10 @@ pub struct EditReport {
     pub line: Option<usize>,
     /// The snapshot taken first.
     pub snapshot: Option<String>,
-    /// What to run next.
+    /// What to run next, each a complete command line.
     pub next_steps: Vec<String>,
+    /// The command lines that undo the change (the first restores the least).
+    pub undo: Vec<String>,
     /// What the new value will not do.
     pub warnings: Vec<String>,
     /// With `--apply --dry-run`: the steps that would run.
@@ -65,6 +67,7 @@ impl EditReport {
             line: None,
             snapshot: None,
             next_steps: Vec::new(),
+            undo: Vec::new(),
             warnings: Vec::new(),
             plan: Vec::new(),
             journal: None,
@@ -106,26 +109,29 @@ impl Render for EditReport {
                 for w in &self.warnings {
                     out.warn(w);
                 }
-                out.info("Next, apply it as Bitwarden's procedure says, from the install directory:");
+                out.info("Next, apply it as Bitwarden's procedure says:");
                 for s in &self.next_steps {
                     out.info(format!("  {s}"));
                 }
-                out.info(format!(
-                    "To undo: `bwguard rollback {snap} --only config` (config only) or \
-                     `bwguard rollback {snap}` (config and database)"
-                ));
+                out.info("To undo (config.yml only, or config.yml and the database):");
+                for u in &self.undo {
+                    out.info(format!("  {u}"));
+                }
             }
-            Method::Procedure => out.result(format!(
-                "{key}: {value} applied; snapshot {snap} holds the state before (`bwguard log {snap}`)"
-            )),
+            Method::Procedure => {
+                out.result(format!("{key}: {value} applied; snapshot {snap} holds the state before"));
+                for u in &self.undo {
+                    out.info(format!("To undo: {u}"));
+                }
+            }
             Method::Helm => {
                 out.result(format!("Set {key}: {value} in {file}; snapshot {snap} holds the previous file"));
                 for s in &self.next_steps {
                     out.info(format!("Next, apply it to the cluster:\n  {s}"));
                 }
-                out.info(format!(
-                    "To undo: `bwguard rollback {snap} --helm-values {file}`, then the same helm upgrade"
-                ));
+                for u in &self.undo {
+                    out.info(format!("To undo: `{u}`, then the same helm upgrade"));
+                }
             }
         }
     }
@@ -143,6 +149,8 @@ pub struct UpgradeReport {
     pub plan: Vec<String>,
     /// Every step as it ran.
     pub journal: Option<Journal>,
+    /// The command lines that go back to the state before.
+    pub undo: Vec<String>,
 }
 
 impl Render for UpgradeReport {
@@ -157,10 +165,10 @@ impl Render for UpgradeReport {
         if let (Some(snap), Some(check)) =
             (&self.snapshot, self.journal.as_ref().and_then(|j| j.steps.last()))
         {
-            out.result(format!(
-                "{}; snapshot {snap} holds the state before (`bwguard rollback {snap}` goes back)",
-                check.output
-            ));
+            out.result(format!("{}; snapshot {snap} holds the state before", check.output));
+            for u in &self.undo {
+                out.info(format!("To go back: {u}"));
+            }
         }
     }
 }

@@ -96,7 +96,9 @@ impl Render for RollbackReport {
             self.id,
             self.before.as_deref().unwrap_or("?")
         ));
-        out.info("Next, from the install directory:");
+        if !self.next_steps.is_empty() {
+            out.info("Next:");
+        }
         for s in &self.next_steps {
             out.info(format!("  {s}"));
         }

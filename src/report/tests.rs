@@ -26,6 +26,7 @@ fn bitwarden() -> BitwardenInfo {
     BitwardenInfo {
         core_version: Some(s("2026.8.0")),
         web_version: Some(s("2026.8.0")),
+        key_connector_version: Some(s("2025.11.0")),
         enable_scim: Some(false),
         database: s("built-in"),
         images: BTreeMap::from([(s("mssql"), s("ghcr.io/bitwarden/mssql:2026.8.0"))]),
@@ -155,6 +156,7 @@ fn sections() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
         line: Some(95),
         snapshot: Some(s("20261202T000000Z")),
         next_steps: vec![s("./bitwarden.sh rebuild")],
+        undo: vec![s("bwguard rollback 20261202T000000Z --only config")],
         warnings: vec![s("w")],
         plan: vec![s("p")],
         journal: Some(journal()),
@@ -279,6 +281,7 @@ fn sections() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
                 dry_run: false,
                 plan: vec![s("p")],
                 journal: Some(journal()),
+                undo: vec![s("cd /i && ./bitwarden.sh stop")],
             })],
             &["journal"],
         ),

@@ -248,7 +248,23 @@ fn enable_scim_on_the_current_fixture_changes_one_value_after_a_snapshot() {
         (&doc["key"], &doc["old"], &doc["value"], &doc["line"]),
         (&Value::from("enable_scim"), &Value::from("false"), &Value::from("true"), &Value::from(line))
     );
-    assert_eq!(doc["next_steps"], serde_json::json!(["./bitwarden.sh rebuild", "./bitwarden.sh update"]));
+    let cd = format!("cd {}", env.install.display());
+    assert_eq!(
+        doc["next_steps"],
+        serde_json::json!([format!("{cd} && ./bitwarden.sh rebuild && ./bitwarden.sh update")])
+    );
+    let id = doc["snapshot"].as_str().unwrap();
+    let store = format!("--store {}", env.store.display());
+    assert_eq!(
+        doc["undo"],
+        serde_json::json!([
+            format!("{} {store} rollback {id} --only config", crate::support::BIN),
+            format!(
+                "{cd} && ./bitwarden.sh stop && {} {store} rollback {id} --yes && ./bitwarden.sh start",
+                crate::support::BIN
+            )
+        ])
+    );
     assert_eq!(doc["warnings"], serde_json::json!([]));
 
     // The snapshot records the state before, and verifies in depth.

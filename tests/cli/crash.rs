@@ -59,8 +59,15 @@ struct Case {
 }
 
 /// The directory parts a rollback swaps, install-relative.
-const PARTS: [&str; 5] =
-    ["bwdata/mssql", "bwdata/env", "bwdata/docker", "bwdata/identity", "bwdata/core/aspnet-dataprotection"];
+const PARTS: [&str; 7] = [
+    "bwdata/mssql",
+    "bwdata/env",
+    "bwdata/docker",
+    "bwdata/nginx",
+    "bwdata/web",
+    "bwdata/identity",
+    "bwdata/core/aspnet-dataprotection",
+];
 
 fn subtree(t: &Tree, part: &str) -> Tree {
     t.iter()

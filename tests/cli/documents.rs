@@ -73,7 +73,8 @@ fn every_document_reads_as_its_type_and_says_what_happened() {
     let done: RollbackReport =
         env.run(&["rollback", &before_set, "--only", "config", "--yes", "--json"]).ok().parse();
     assert!(done.rolled_back && done.parts == ["bwdata/config.yml"], "{done:?}");
-    assert_eq!(done.next_steps, ["./bitwarden.sh rebuild", "./bitwarden.sh start"]);
+    let cd = format!("cd {}", env.install.display());
+    assert_eq!(done.next_steps, [format!("{cd} && ./bitwarden.sh rebuild && ./bitwarden.sh start")]);
     assert_eq!(env.config(), config);
     let before_rollback = done.before.unwrap();
     assert!(env.snapshot_ids().contains(&before_rollback));

@@ -118,15 +118,24 @@ impl Garage {
     }
 
     /// Runs a `garage` admin command against node `i`, asserting success.
+    /// A freshly joined cluster refuses some commands until the layout has
+    /// spread (on a loaded machine, for a few seconds): they are retried
+    /// for 30 s, and a retry that finds its work done counts as success.
     fn cli(&self, i: usize, args: &[&str]) -> String {
-        let out = Command::new("garage").arg("-c").arg(&self.nodes[i].config).args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "garage {args:?}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let start = Instant::now();
+        let mut first_failed = false;
+        loop {
+            let out =
+                Command::new("garage").arg("-c").arg(&self.nodes[i].config).args(args).output().unwrap();
+            let said =
+                format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            if out.status.success() || (first_failed && said.to_ascii_lowercase().contains("already")) {
+                return String::from_utf8_lossy(&out.stdout).into_owned();
+            }
+            first_failed = true;
+            assert!(start.elapsed() < Duration::from_secs(30), "garage {args:?}: {said}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
     }
 
     /// The full id (`hex@addr`) of node `i`, once it answers.

@@ -4,9 +4,10 @@
 
 mod support;
 
-mod apply;
 mod config_edits;
 mod crash;
+mod docker;
+mod docker_bed;
 mod documents;
 mod everyday;
 mod faults;

@@ -41,6 +41,7 @@ pub struct Bwguard {
     cwd: Option<PathBuf>,
     stdin: Option<Vec<u8>>,
     user: Option<(u32, u32)>,
+    login: Option<String>,
     wrapper: Option<Wrapper>,
 }
 
@@ -61,6 +62,7 @@ impl Bwguard {
             cwd: None,
             stdin: None,
             user: None,
+            login: None,
             wrapper: None,
         }
     }
@@ -108,6 +110,13 @@ impl Bwguard {
         self
     }
 
+    /// Runs as the user `name` with that user's groups (through `setpriv
+    /// --init-groups`; the test must run as root).
+    pub fn run_as_user(mut self, name: &str) -> Self {
+        self.login = Some(name.to_string());
+        self
+    }
+
     /// Runs under `sh -c 'PREFIX; exec bwguard ARGS'` (e.g. `umask 000`).
     pub fn shell_prefix(mut self, prefix: &str) -> Self {
         self.wrapper = Some(Wrapper::Shell(prefix.to_string()));
@@ -136,6 +145,13 @@ impl Bwguard {
                     .collect();
                 let mut c = Command::new("script");
                 c.args(["-qec", &words.join(" "), "/dev/null"]);
+                c
+            }
+            (None, _) if self.login.is_some() => {
+                let name = self.login.as_deref().unwrap_or_default();
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={name}")).arg(format!("--regid={name}")).args(["--init-groups", "--"]);
+                c.arg(BIN);
                 c
             }
             (None, Some((uid, gid))) => {
@@ -393,7 +409,7 @@ pub fn tree_of(root: &Path, with_meta: bool) -> BTreeMap<String, String> {
         };
         let meta = if !with_meta {
             String::new()
-        } else if m.is_dir() && PARTS_PARENTS.contains(&rel.as_str()) {
+        } else if m.is_dir() && PARTS_PARENTS.iter().any(|p| rel == *p || rel == format!(".{p}")) {
             format!(" mode {:o}", m.mode() & 0o7777)
         } else {
             format!(" mode {:o} mtime {} uid {} gid {}", m.mode() & 0o7777, m.mtime(), m.uid(), m.gid())
