@@ -170,7 +170,7 @@ impl Ctx {
         if self.global.bwdata.is_some() || install.data_name != "bwdata" {
             line += &format!(" --bwdata {}", crate::install::shell_word(&install.data.display().to_string()));
         }
-        if install.store != install.dir.join(crate::install::DEFAULT_STORE_NAME) {
+        if install.store != crate::install::default_store(&install.dir) {
             line += &format!(" --store {}", crate::install::shell_word(&install.store.display().to_string()));
         }
         format!("{line} {args}")
@@ -179,6 +179,15 @@ impl Ctx {
     /// Starts a writing run on `install`: takes the store lock, then deals
     /// with what killed runs left ([`session::begin`]), saying so.
     pub fn begin_write(&mut self, install: &Install, command: &str) -> Result<Writing> {
+        let beside = install.dir.join(crate::install::DEFAULT_STORE_NAME);
+        if self.global.store.is_none() && install.store != beside && beside.exists() {
+            self.out.warn(format!(
+                "the snapshots in {} are not used: another user can change that directory, so they cannot \
+                 be trusted; this install's store is {}",
+                beside.display(),
+                install.store.display()
+            ));
+        }
         let writing = session::begin(install, command, self.now)?;
         for said in &writing.notices {
             self.out.warn(said);

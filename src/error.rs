@@ -99,6 +99,9 @@ kinds! {
         NoCredentials = "no-credentials",
         /// A Helm values file cannot be edited in place.
         HelmValues = "helm-values",
+        /// The store, a directory above it, or a file in it can be changed by
+        /// another user (the trust rule of docs/safety.md).
+        UntrustedStore = "untrusted-store",
         /// The user who runs bitwarden.sh cannot reach the Docker daemon.
         DockerUnreachable = "docker-unreachable",
         /// Neither `docker compose` nor `docker-compose` works.

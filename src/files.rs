@@ -47,6 +47,66 @@ impl WriteBehind {
     }
 }
 
+/// The most bwguard reads of a file it parses (config.yml, env files,
+/// bitwarden.sh, docker-compose.yml, nginx/default.conf, journals, the
+/// retention policy, the remotes): ten times the largest Bitwarden writes.
+pub const SMALL_CAP: u64 = 1 << 20;
+/// The most bwguard reads of a manifest (about 200,000 files' worth).
+pub const MANIFEST_CAP: u64 = 64 << 20;
+
+/// Opens `path` for reading without following a symbolic link in its last
+/// component and without blocking on a FIFO, and refuses anything but a
+/// regular file: a file another user can swap for a link to /etc/shadow,
+/// a FIFO or /dev/zero is not read.
+pub fn open_regular(path: &Path) -> std::io::Result<(File, fs::Metadata)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "it is a symbolic link, which bwguard does not follow",
+                )
+            } else {
+                e
+            }
+        })?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "it is not a regular file"));
+    }
+    Ok((file, meta))
+}
+
+/// Reads a regular file of at most `cap` bytes whole (see [`open_regular`]);
+/// a larger one is an error, so no file can make bwguard hold more.
+pub fn read_small(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let (file, meta) = open_regular(path)?;
+    if meta.len() > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("it holds {} bytes, more than the {cap} bwguard reads of such a file", meta.len()),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("it grew past {cap} bytes while read"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// [`read_small`] as text (invalid UTF-8 replaced).
+pub fn read_small_text(path: &Path, cap: u64) -> std::io::Result<String> {
+    read_small(path, cap).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
 /// Flushes a directory, so renames and creations in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("cannot flush directory", dir, e))
@@ -183,6 +243,32 @@ pub fn remove_any(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_reads_refuse_links_fifos_devices_and_big_files() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("config.yml");
+        fs::write(&file, b"url: x\n").unwrap();
+        assert_eq!(read_small(&file, 100).unwrap(), b"url: x\n");
+        assert!(read_small(&file, 3).unwrap_err().to_string().contains("more than"));
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(read_small(&link, 100).unwrap_err().to_string().contains("symbolic link"));
+        let fifo = t.path().join("fifo");
+        rustix::fs::mknodat(
+            CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        // Refused at once: a FIFO would block a plain read for ever.
+        assert!(read_small(&fifo, 100).unwrap_err().to_string().contains("not a regular file"));
+        assert!(
+            read_small(Path::new("/dev/zero"), 100).unwrap_err().to_string().contains("not a regular file")
+        );
+    }
 
     #[test]
     fn write_atomic_replaces_and_keeps_mode() {

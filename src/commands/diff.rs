@@ -1,7 +1,6 @@
 //! `diff`: how a snapshot's config.yml differs from the current one. Exit 0
 //! whether or not they differ; read-only.
 
-use std::fs;
 use std::io::Read;
 
 use similar::TextDiff;
@@ -12,7 +11,6 @@ use crate::context::Ctx;
 use crate::engine::archive;
 use crate::engine::manifest::ARCHIVE;
 use crate::engine::progress::Progress;
-use crate::engine::store::Store;
 use crate::error::{Error, Result};
 use crate::install::config::{Config, KNOWN_KEYS};
 use crate::report::{DiffReport, KeyChange};
@@ -29,7 +27,7 @@ impl Run for DiffArgs {
 
 fn diff(args: &DiffArgs, ctx: &mut Ctx) -> Result<DiffReport> {
     let install = ctx.install()?;
-    let store = Store::new(&install.store);
+    let store = install.open_store()?;
     let id = store.resolve(args.id.as_deref())?;
     let manifest = store.open(&id)?;
     let mut old = Vec::new();
@@ -38,7 +36,8 @@ fn diff(args: &DiffArgs, ctx: &mut Ctx) -> Result<DiffReport> {
         content.read_to_end(&mut old).map(|_| ()).map_err(|e| Error::integrity(&id, e.to_string()))
     })?;
     let path = install.config_path();
-    let new = fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+    let new = crate::files::read_small(&path, crate::files::SMALL_CAP)
+        .map_err(|e| Error::io("cannot read", &path, e))?;
     let (old_text, new_text) = (String::from_utf8_lossy(&old), String::from_utf8_lossy(&new));
     let unified = TextDiff::from_lines(old_text.as_ref(), new_text.as_ref())
         .unified_diff()

@@ -150,7 +150,7 @@ fn edit_line(ctx: &mut Ctx, key: &str, value: &str, args: &EditArgs, reason: &st
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(|e| Error::io("cannot read", path, e))
+    files::read_small(path, files::SMALL_CAP).map_err(|e| Error::io("cannot read", path, e))
 }
 
 /// Warnings about what the new value will (not) do.

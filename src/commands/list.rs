@@ -4,7 +4,6 @@
 use super::Run;
 use crate::cli::ListArgs;
 use crate::context::Ctx;
-use crate::engine::store::Store;
 use crate::error::Result;
 use crate::offsite::{self, remote};
 use crate::report::StoreList;
@@ -26,7 +25,7 @@ impl Run for ListArgs {
 
 fn list_store(ctx: &mut Ctx) -> Result<StoreList> {
     let install = ctx.install()?;
-    let store = Store::new(&install.store);
+    let store = install.open_store()?;
     let snapshots = store
         .list()?
         .into_iter()
@@ -40,7 +39,7 @@ fn list_store(ctx: &mut Ctx) -> Result<StoreList> {
 
 fn list_remote(ctx: &mut Ctx, name: &str) -> Result<RemoteListReport> {
     let install = ctx.install()?;
-    let (name, found) = remote::pick(&install.store, Some(name))?;
+    let (name, found) = remote::pick(&install.open_store()?.root, Some(name))?;
     let (listed, incomplete) = offsite::list(&found.client()?)?;
     let snapshots = listed
         .into_iter()

@@ -4,7 +4,6 @@
 use super::Run;
 use crate::cli::LogArgs;
 use crate::context::Ctx;
-use crate::engine::store::Store;
 use crate::error::Result;
 use crate::procedure::Journal;
 
@@ -13,7 +12,7 @@ impl Run for LogArgs {
 
     fn run(&self, ctx: &mut Ctx) -> Result<Journal> {
         let install = ctx.install()?;
-        let journal = Journal::read(&Store::new(&install.store), &self.id)?;
+        let journal = Journal::read(&install.open_store()?, &self.id)?;
         ctx.out.show(&journal);
         Ok(journal)
     }

@@ -4,7 +4,6 @@
 use super::Run;
 use crate::cli::{RemoteAddArgs, RemoteCommand, UrlStyle};
 use crate::context::Ctx;
-use crate::engine::store::Store;
 use crate::error::{Error, Refusal, Result};
 use crate::offsite::remote::{Remote, Remotes};
 use crate::offsite::{self, crypt, remote};
@@ -18,16 +17,16 @@ impl Run for RemoteCommand {
             RemoteCommand::Add(a) => add(a, ctx)?,
             RemoteCommand::List => {
                 let install = ctx.install()?;
-                RemoteReport::Listed { remotes: Remotes::load(&install.store)?.remotes }
+                RemoteReport::Listed { remotes: Remotes::load(&install.open_store()?.root)?.remotes }
             }
             RemoteCommand::Remove(a) => {
                 let install = ctx.install()?;
-                let _writing = ctx.begin_write(&install, "remote remove")?;
-                let mut remotes = Remotes::load(&install.store)?;
+                let writing = ctx.begin_write(&install, "remote remove")?;
+                let mut remotes = Remotes::load(&writing.store.root)?;
                 remotes.get(&a.name)?;
                 remotes.remotes.remove(&a.name);
-                remotes.save(&install.store)?;
-                offsite::forget_pending(&Store::new(&install.store), &a.name)?;
+                remotes.save(&writing.store.root)?;
+                offsite::forget_pending(&writing.store, &a.name)?;
                 RemoteReport::Removed { removed: a.name.clone() }
             }
         };
@@ -69,8 +68,8 @@ fn add(args: &RemoteAddArgs, ctx: &mut Ctx) -> Result<RemoteReport> {
         profile: args.profile.clone(),
     };
     let install = ctx.install()?;
-    let _writing = ctx.begin_write(&install, "remote add")?;
-    let mut remotes = Remotes::load(&install.store)?;
+    let writing = ctx.begin_write(&install, "remote add")?;
+    let mut remotes = Remotes::load(&writing.store.root)?;
     if let Some(old) = remotes.remotes.get(&args.name) {
         if *old == new {
             return Ok(RemoteReport::Added { name: args.name.clone(), remote: new, changed: false });
@@ -93,6 +92,6 @@ fn add(args: &RemoteAddArgs, ctx: &mut Ctx) -> Result<RemoteReport> {
     }
     remotes.format = 1;
     remotes.remotes.insert(args.name.clone(), new.clone());
-    remotes.save(&install.store)?;
+    remotes.save(&writing.store.root)?;
     Ok(RemoteReport::Added { name: args.name.clone(), remote: new, changed: true })
 }

@@ -30,7 +30,7 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
         Some(file) => Install::of_values_file(file, ctx.global.store.as_deref(), &ctx.cwd)?,
         None => ctx.install()?,
     };
-    let store = Store::new(&install.store);
+    let store = install.open_store()?;
     // From a remote: everything that could refuse is asked before the
     // download, and the lock is held from the pull to the end.
     let (mut held, mut pulled) = (None, None);

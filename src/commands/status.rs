@@ -23,9 +23,9 @@ impl Run for StatusArgs {
 
     fn run(&self, ctx: &mut Ctx) -> Result<StatusReport> {
         let install = ctx.install()?;
-        let store = Store::new(&install.store);
+        let store = install.open_store()?;
         let info = facts::read_info(&install);
-        let config = std::fs::read(install.config_path())
+        let config = files::read_small(&install.config_path(), files::SMALL_CAP)
             .map_err(|e| e.to_string())
             .and_then(|b| Config::parse(&b).map_err(|e| e.to_string()));
         let (enable_scim, enable_scim_problem) = match &config {

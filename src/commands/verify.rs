@@ -5,7 +5,6 @@ use super::Run;
 use crate::cli::VerifyArgs;
 use crate::context::Ctx;
 use crate::engine::progress::Progress;
-use crate::engine::store::Store;
 use crate::engine::verify::check_files;
 use crate::error::{Error, Exit, Refusal, Result};
 use crate::offsite::crypt::Identities;
@@ -25,7 +24,7 @@ impl Run for VerifyArgs {
 
 fn verify_local(args: &VerifyArgs, ctx: &mut Ctx) -> Result<VerifyReport> {
     let install = ctx.install()?;
-    let store = Store::new(&install.store);
+    let store = install.open_store()?;
     let ids = store.chosen(&args.ids, args.all)?;
     if ids.is_empty() {
         return Err(Error::NoSnapshots(store.root.clone()));
@@ -51,7 +50,7 @@ fn verify_remote(args: &VerifyArgs, ctx: &mut Ctx, name: &str) -> Result<VerifyR
     }
     let identities = args.identity.as_deref().map(Identities::load).transpose()?;
     let install = ctx.install()?;
-    let (name, found) = remote::pick(&install.store, Some(name))?;
+    let (name, found) = remote::pick(&install.open_store()?.root, Some(name))?;
     let client = found.client()?;
     let ids: Vec<String> = if args.all {
         offsite::list(&client)?.0.into_iter().map(|l| l.id).collect()

@@ -4,6 +4,8 @@
 //! `<store>/lock`. It is released by the kernel when the holder exits, so a
 //! dead holder never blocks. The file's text names the holder (PID, command,
 //! start time) for the refused run to print; it may be stale, the lock never.
+//! The file is opened without following a link and must be a regular file
+//! of this user's: a `lock` symlink planted by another user is refused.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -35,8 +37,19 @@ impl StoreLock {
             .create(true)
             .truncate(false)
             .mode(files::PRIVATE_FILE)
+            // A planted link is never followed (it would truncate its target).
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&path)
             .map_err(|e| Error::io("cannot open lock file", &path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io("cannot read", &path, e))?;
+        if !meta.is_file() {
+            return Err(Error::io(
+                "refusing lock file",
+                &path,
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "it is not a regular file"),
+            ));
+        }
+        crate::engine::trust::check_store_file(&meta, &path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {

@@ -15,4 +15,5 @@ pub mod scope;
 pub mod session;
 pub mod snapshot;
 pub mod store;
+pub mod trust;
 pub mod verify;

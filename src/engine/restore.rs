@@ -106,7 +106,7 @@ impl Journal {
     /// Reads the journal, if a rollback was interrupted.
     pub fn read(store: &Store) -> Result<Option<Journal>> {
         let path = Self::path(store);
-        match fs::read(&path) {
+        match files::read_small(&path, files::SMALL_CAP) {
             Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
                 Error::failed(
                     Failure::BadStateFile,

@@ -6,6 +6,7 @@
 use crate::engine::lock::StoreLock;
 use crate::engine::restore;
 use crate::engine::store::Store;
+use crate::engine::trust;
 use crate::error::{Error, Refusal, Result};
 use crate::files;
 use crate::install::Install;
@@ -27,7 +28,10 @@ pub struct Writing {
 /// that no journal of this store accounts for are refused: they belong to
 /// a rollback run with another store.
 pub fn begin(install: &Install, command: &str, now: chrono::DateTime<chrono::Utc>) -> Result<Writing> {
+    trust::check_store(&install.store)?;
     let lock = StoreLock::acquire(&install.store, command, now)?;
+    // Again, now that it exists: nobody else may have made it first.
+    trust::check_store(&install.store)?;
     let store = Store::new(&install.store);
     let mut notices = Vec::new();
     if let Some(said) = restore::recover(install, &store)? {

@@ -98,7 +98,8 @@ impl Store {
 
     fn read_manifest(&self, id: &str) -> std::result::Result<Manifest, String> {
         let path = self.dir(id).join(MANIFEST);
-        let bytes = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let bytes = files::read_small(&path, files::MANIFEST_CAP)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let m = Manifest::parse(&bytes)?;
         if m.id != id {
             return Err(format!("manifest.json names snapshot {}, not {id}", m.id));

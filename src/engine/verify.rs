@@ -56,7 +56,8 @@ pub fn check_small(dir: &Path, manifest: &Manifest) -> Result<()> {
     let bad = |p: String| Error::integrity(&manifest.id, p);
     archive::check_manifest(manifest)?;
     let read_small = |name: &str| -> Result<String> {
-        std::fs::read_to_string(dir.join(name)).map_err(|e| bad(format!("{name} cannot be read: {e}")))
+        crate::files::read_small_text(&dir.join(name), crate::files::MANIFEST_CAP)
+            .map_err(|e| bad(format!("{name} cannot be read: {e}")))
     };
     if read_small(SUMS)? != render_sums(&manifest.entries) {
         return Err(bad(format!("{SUMS} does not match the manifest")));

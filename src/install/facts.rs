@@ -3,7 +3,6 @@
 //! odd file (it reports unknown instead), because status must always work.
 
 use std::collections::BTreeMap;
-use std::fs;
 
 use crate::engine::manifest::BitwardenInfo;
 use crate::engine::scope::SCRIPT;
@@ -119,8 +118,8 @@ pub fn nginx_upstreams(conf: &str) -> Vec<String> {
 /// always`, crash-loops). Returns what disagrees.
 pub fn generated_files_disagree(install: &Install) -> Vec<String> {
     let (Ok(conf), Ok(compose)) = (
-        fs::read_to_string(install.data.join("nginx/default.conf")),
-        fs::read_to_string(install.data.join("docker/docker-compose.yml")),
+        read_text(&install.data.join("nginx/default.conf")),
+        read_text(&install.data.join("docker/docker-compose.yml")),
     ) else {
         return Vec::new();
     };
@@ -185,11 +184,19 @@ pub fn version_change(then: Option<&str>, now: Option<&str>, restores_data: bool
     said
 }
 
+/// A small text file of the install, read the safe way (no links, no
+/// FIFOs, a size cap: the install's owner may have planted any of them).
+fn read_text(path: &std::path::Path) -> std::io::Result<String> {
+    crate::files::read_small_text(path, crate::files::SMALL_CAP)
+}
+
 /// Everything recorded about Bitwarden in a manifest, read from the install.
 pub fn read_info(install: &Install) -> BitwardenInfo {
-    let script = fs::read_to_string(install.dir.join(SCRIPT)).unwrap_or_default();
-    let config = fs::read(install.config_path()).ok().and_then(|b| Config::parse(&b).ok());
-    let env = fs::read_to_string(install.data.join("env/global.override.env")).ok();
+    let script = read_text(&install.dir.join(SCRIPT)).unwrap_or_default();
+    let config = crate::files::read_small(&install.config_path(), crate::files::SMALL_CAP)
+        .ok()
+        .and_then(|b| Config::parse(&b).ok());
+    let env = read_text(&install.data.join("env/global.override.env")).ok();
     BitwardenInfo {
         core_version: shell_var(&script, "COREVERSION"),
         web_version: shell_var(&script, "WEBVERSION"),
@@ -197,7 +204,7 @@ pub fn read_info(install: &Install) -> BitwardenInfo {
         enable_scim: config.as_ref().and_then(|c| c.bool_value("enable_scim")),
         database: database_mode(config.as_ref(), env.as_deref()).name().to_string(),
         images: compose_images(
-            &fs::read_to_string(install.data.join("docker/docker-compose.yml")).unwrap_or_default(),
+            &read_text(&install.data.join("docker/docker-compose.yml")).unwrap_or_default(),
         ),
     }
 }

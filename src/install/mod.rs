@@ -17,6 +17,9 @@ use crate::error::{Error, Refusal, Result};
 pub const DATA_DIR_NAMES: [&str; 2] = ["bwdata", ".bwdata"];
 /// Name of the default store, beside the data directory.
 pub const DEFAULT_STORE_NAME: &str = "bwguard-snapshots";
+/// Where root keeps the stores of installs that another user owns: a store
+/// inside such an install is that user's to change (the trust rule).
+pub const SYSTEM_STORES: &str = "/var/lib/bwguard/stores";
 
 /// Where the install, its data directory and the store are.
 #[derive(Debug, Clone)]
@@ -56,7 +59,7 @@ impl Install {
         let data_name = name.to_string_lossy().into_owned();
         let store = match store {
             Some(s) => absolute_through_existing(&cwd.join(s))?,
-            None => dir.join(DEFAULT_STORE_NAME),
+            None => default_store(&dir),
         };
         if store.starts_with(&data) {
             return Err(Error::StoreInsideData { store, data });
@@ -71,6 +74,12 @@ impl Install {
         } else {
             format!("{}/{}", self.data_name, inside_data)
         }
+    }
+
+    /// The store, once the trust rule accepts it (see [`crate::engine::trust`]).
+    pub fn open_store(&self) -> Result<crate::engine::store::Store> {
+        crate::engine::trust::check_store(&self.store)?;
+        Ok(crate::engine::store::Store::new(&self.store))
     }
 
     /// `bwdata/config.yml`, absolute.
@@ -105,7 +114,8 @@ impl Install {
                 "bwguard edits and restores config.yml as a plain file; is --bwdata the Bitwarden data directory?",
             ));
         }
-        std::fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))
+        crate::files::read_small(&path, crate::files::SMALL_CAP)
+            .map_err(|e| Error::io("cannot read", &path, e))
     }
 
     /// The "install" of a Helm values file: its directory, the file as the
@@ -122,7 +132,7 @@ impl Install {
         };
         let store = match store {
             Some(s) => cwd.join(s),
-            None => dir.join(DEFAULT_STORE_NAME),
+            None => default_store(dir),
         };
         Ok(Install {
             dir: dir.to_path_buf(),
@@ -131,6 +141,35 @@ impl Install {
             store,
         })
     }
+}
+
+/// The store an install gets when `--store` is not given:
+/// `bwguard-snapshots/` beside the data directory, unless that place (or a
+/// directory above it) is another user's to change, as when root runs on
+/// an install its service user owns: then one of root's own under
+/// [`SYSTEM_STORES`], named after the install directory.
+pub fn default_store(dir: &Path) -> PathBuf {
+    let beside = dir.join(DEFAULT_STORE_NAME);
+    if crate::engine::trust::check_store(&beside).is_ok() {
+        return beside;
+    }
+    Path::new(SYSTEM_STORES).join(store_name(dir))
+}
+
+/// An install directory as one file name: `/` as `-`, every byte but
+/// letters, digits, `.` and `_` percent-encoded (`/opt/bit-warden` is
+/// `opt-bit%2Dwarden`), so two installs never share a name.
+fn store_name(dir: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let raw = dir.as_os_str().as_bytes();
+    let raw = raw.strip_prefix(b"/").unwrap_or(raw);
+    raw.iter()
+        .map(|&b| match b {
+            b'/' => "-".to_string(),
+            b if b.is_ascii_alphanumeric() || b == b'.' || b == b'_' => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// `s` as one word for a POSIX shell: as it is when it is plain, else in
@@ -186,6 +225,24 @@ mod tests {
         let e = Install::resolve(None, None, t.path()).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("bwdata") && msg.contains(".bwdata"), "{msg}");
+    }
+
+    #[test]
+    fn system_store_names_are_unambiguous() {
+        assert_eq!(store_name(Path::new("/opt/bitwarden")), "opt-bitwarden");
+        assert_eq!(store_name(Path::new("/opt/bit-warden")), "opt-bit%2Dwarden");
+        assert_ne!(store_name(Path::new("/a-/b")), store_name(Path::new("/a/-b")));
+    }
+
+    #[test]
+    fn an_install_another_user_can_change_gets_a_store_outside_it() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("bwdata")).unwrap();
+        let i = Install::resolve(None, None, t.path()).unwrap();
+        assert_eq!(i.store, i.dir.join(DEFAULT_STORE_NAME));
+        std::fs::set_permissions(t.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let i = Install::resolve(None, None, t.path()).unwrap();
+        assert!(i.store.starts_with(SYSTEM_STORES), "{}", i.store.display());
     }
 
     #[test]

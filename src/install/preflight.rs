@@ -58,8 +58,12 @@ pub fn no_database_holders(install: &Install) -> Result<()> {
 
 /// The database mode of the install, read from config.yml and env.
 pub fn database_mode(install: &Install) -> DatabaseMode {
-    let config = std::fs::read(install.config_path()).ok().and_then(|b| Config::parse(&b).ok());
-    let env = std::fs::read_to_string(install.data.join("env/global.override.env")).ok();
+    let config = crate::files::read_small(&install.config_path(), crate::files::SMALL_CAP)
+        .ok()
+        .and_then(|b| Config::parse(&b).ok());
+    let env =
+        crate::files::read_small_text(&install.data.join("env/global.override.env"), crate::files::SMALL_CAP)
+            .ok();
     facts::database_mode(config.as_ref(), env.as_deref())
 }
 

@@ -61,7 +61,8 @@ pub fn pull(
                 copy_to(&mut hashed, &mut file, &target, &rm.id)?;
                 file.sync_all().map_err(|e| Error::io("cannot flush", &target, e))?;
                 if name == MANIFEST {
-                    let bytes = std::fs::read(&target).map_err(|e| Error::io("cannot read", &target, e))?;
+                    let bytes = files::read_small(&target, files::MANIFEST_CAP)
+                        .map_err(|e| Error::io("cannot read", &target, e))?;
                     inner = Some(inner_manifest(rm, &bytes)?);
                 } else if name == ARCHIVE {
                     digest = Some(hashed.digest());

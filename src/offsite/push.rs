@@ -54,7 +54,7 @@ fn pending_path(store: &Store, name: &str) -> std::path::PathBuf {
 /// incomplete uploads removes them.
 pub fn abandon_pending(client: &Client, store: &Store, name: &str) -> Result<Option<String>> {
     let path = pending_path(store, name);
-    let Ok(bytes) = std::fs::read(&path) else {
+    let Ok(bytes) = files::read_small(&path, files::SMALL_CAP) else {
         return Ok(None);
     };
     let said = match serde_json::from_slice::<PendingUpload>(&bytes) {

@@ -83,7 +83,7 @@ impl Remotes {
     /// The remotes saved in the store (none if the file does not exist).
     pub fn load(store: &Path) -> Result<Remotes> {
         let path = store.join(REMOTES_FILE);
-        match std::fs::read(&path) {
+        match files::read_small(&path, files::SMALL_CAP) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| {
                 Error::failed(
                     Failure::BadStateFile,

@@ -99,7 +99,7 @@ pub fn edit_step(install: &Install, key: &str, value: &str) -> Step {
 /// After Setup re-wrote everything: the value is still there, and for SCIM
 /// the compose file has the scim service.
 fn check_result(install: &Install, key: &str, value: &str) -> std::result::Result<String, String> {
-    let bytes = fs::read(install.config_path()).map_err(|e| e.to_string())?;
+    let bytes = install.read_config().map_err(|e| e.to_string())?;
     match config::plan_set(&bytes, key, value, false) {
         Ok(Edit::Unchanged { .. }) => {}
         _ => return Err(format!("config.yml no longer says {key}: {value} after Setup re-wrote it")),
@@ -107,7 +107,8 @@ fn check_result(install: &Install, key: &str, value: &str) -> std::result::Resul
     let scim = is_scim(key, value);
     if scim {
         let compose = install.data.join("docker/docker-compose.yml");
-        let text = fs::read_to_string(&compose).map_err(|e| format!("{}: {e}", compose.display()))?;
+        let text = files::read_small_text(&compose, files::SMALL_CAP)
+            .map_err(|e| format!("{}: {e}", compose.display()))?;
         if !compose_images(&text).contains_key("scim") {
             return Err(format!("{} has no scim service", compose.display()));
         }

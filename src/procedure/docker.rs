@@ -160,7 +160,8 @@ impl<'a> Docker<'a> {
         settle: Duration,
     ) -> std::result::Result<String, String> {
         let compose = install.data.join("docker/docker-compose.yml");
-        let text = std::fs::read_to_string(&compose).map_err(|e| format!("{}: {e}", compose.display()))?;
+        let text = crate::files::read_small_text(&compose, crate::files::SMALL_CAP)
+            .map_err(|e| format!("{}: {e}", compose.display()))?;
         let containers = facts::compose_containers(&text);
         if containers.is_empty() {
             return Err(format!("{} names no container", compose.display()));

@@ -18,7 +18,6 @@ pub mod docker;
 pub mod runas;
 pub mod script;
 
-use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -103,7 +102,7 @@ impl Journal {
     pub fn read(store: &Store, id: &str) -> Result<Journal> {
         store.open(id)?;
         let path = store.dir(id).join(JOURNAL);
-        let bytes = match fs::read(&path) {
+        let bytes = match files::read_small(&path, files::SMALL_CAP) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::Usage(format!(

@@ -1,8 +1,6 @@
 //! The retention policy `schedule install` saves in the store, for
 //! `backup --prune` and `prune` without flags.
 
-use std::fs;
-
 use crate::engine::store::Store;
 use crate::error::{Error, Failure, Result};
 use crate::files;
@@ -14,7 +12,7 @@ pub const POLICY_FILE: &str = "retention.json";
 /// The policy saved in the store, if any.
 pub fn saved_policy(store: &Store) -> Result<Option<Policy>> {
     let path = store.root.join(POLICY_FILE);
-    match fs::read(&path) {
+    match files::read_small(&path, files::SMALL_CAP) {
         Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
             Error::failed(
                 Failure::BadStateFile,
