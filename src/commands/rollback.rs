@@ -86,6 +86,7 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
         content_size: plan.content_size,
         next_steps: Vec::new(),
         owners_not_restored: Vec::new(),
+        owners_clamped: Vec::new(),
         version_change: plan.version_change.clone(),
         restored_version: plan.restored_version(),
         remote,
@@ -114,6 +115,7 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
     report.rolled_back = true;
     report.before = Some(done.before);
     report.owners_not_restored = done.owners_not_restored;
+    report.owners_clamped = done.clamped;
     let cd = install.cd_line();
     report.next_steps = match (selection, args.helm_values.is_some()) {
         (_, true) => Vec::new(),
@@ -149,6 +151,7 @@ fn remote_dry_run(install: &Install, store: &Store, name: &str, id: Option<&str>
         content_size: rm.content_size,
         next_steps: Vec::new(),
         owners_not_restored: Vec::new(),
+        owners_clamped: Vec::new(),
         version_change: Vec::new(),
         restored_version: None,
         remote: Some(name),

@@ -2,6 +2,7 @@
 //! the store and its lock, manifests, scope, verification and restore.
 
 pub mod archive;
+pub mod beneath;
 pub mod device;
 pub mod gz;
 pub mod lock;

@@ -14,8 +14,16 @@
 //!   tell what is done.
 //! - After success no copy of the old tree remains in the install: it lives
 //!   in the `before rollback` snapshot.
+//! - Nothing is written through a symbolic link: the directories a restore
+//!   writes in are opened once from the install directory without following
+//!   a link (see [`crate::engine::beneath`]) and named by their descriptors;
+//!   each staging directory is bwguard's own (mode 0700), so the install's
+//!   owner cannot reach into it while it is filled.
+//! - Run as root into an install that root does not own, no restored entry
+//!   belongs to root or keeps a setuid or setgid bit: such entries get the
+//!   install's owner and lose those bits, and the rollback says so.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -25,6 +33,7 @@ use rustix::fs::{CWD, RenameFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::archive::{self, CHUNK};
+use crate::engine::beneath::Dir;
 use crate::engine::manifest::{ARCHIVE, Entry, EntryType, Manifest};
 use crate::engine::progress::Progress;
 use crate::engine::rollback::Selection;
@@ -55,15 +64,9 @@ impl Unit {
         install.dir.join(&self.rel)
     }
 
-    fn staged(&self, install: &Install) -> PathBuf {
-        let t = self.target(install);
-        let name = t.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-        t.parent().unwrap_or(&install.dir).join(STAGING).join(name)
-    }
-
-    fn staging_root(&self, install: &Install) -> PathBuf {
-        let t = self.target(install);
-        t.parent().unwrap_or(&install.dir).join(STAGING)
+    /// The install-relative directory holding the part, and its name.
+    fn split(&self) -> (&str, &str) {
+        self.rel.rsplit_once('/').unwrap_or(("", &self.rel))
     }
 
     /// Whether `path` (install-relative) lies in this part.
@@ -132,6 +135,160 @@ impl Journal {
     }
 }
 
+/// The directories a restore writes in, each opened once from the install
+/// directory without following a link, and their staging directories.
+struct Places {
+    parents: BTreeMap<String, Dir>,
+    staging: BTreeMap<String, Dir>,
+}
+
+impl Places {
+    /// Opens the directories holding `units` (creating missing ones when
+    /// `create`) and the staging directories already there, which must be
+    /// bwguard's own.
+    fn open(install: &Install, units: &[Unit], create: bool) -> Result<Places> {
+        let root = Dir::open(&install.dir).map_err(|e| Error::io("cannot open", &install.dir, e))?;
+        let mut places = Places { parents: BTreeMap::new(), staging: BTreeMap::new() };
+        for u in units {
+            let (parent, _) = u.split();
+            if places.parents.contains_key(parent) {
+                continue;
+            }
+            let dir = match root.open_beneath(parent, create) {
+                Ok(d) => d,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                    return Err(Error::refused(
+                        Refusal::NotAPlainFile,
+                        format!("cannot restore {}: {e}", u.rel),
+                        "replace the link with the real directory; bwguard never writes through a link",
+                    ));
+                }
+                Err(e) => return Err(Error::io("cannot open", install.dir.join(parent), e)),
+            };
+            if let Ok(staging) = dir.open_beneath(STAGING, false) {
+                let meta = fs::metadata(staging.path(""))
+                    .map_err(|e| Error::io("cannot read", &staging.shown, e))?;
+                crate::engine::trust::check_store_file(&meta, &staging.shown)?;
+                places.staging.insert(parent.to_string(), staging);
+            }
+            places.parents.insert(parent.to_string(), dir);
+        }
+        Ok(places)
+    }
+
+    /// Makes a new, empty staging directory (mode 0700) beside each part.
+    fn make_staging(&mut self) -> Result<()> {
+        self.remove_staging()?;
+        for (parent, dir) in &self.parents {
+            let path = dir.path(STAGING);
+            files::create_private_dir(&path)
+                .map_err(|e| Error::io("cannot create staging directory", dir.show(&path), e))?;
+            let staging =
+                dir.open_beneath(STAGING, false).map_err(|e| Error::io("cannot open", dir.show(&path), e))?;
+            self.staging.insert(parent.clone(), staging);
+        }
+        Ok(())
+    }
+
+    /// Removes the staging directories (and anything left in them).
+    fn remove_staging(&mut self) -> Result<()> {
+        self.staging.clear();
+        for dir in self.parents.values() {
+            let path = dir.path(STAGING);
+            files::remove_any(&path).map_err(|_| {
+                Error::io("cannot remove", dir.show(&path), io::Error::other("removal failed"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The part itself, by a name that cannot be redirected.
+    fn target(&self, u: &Unit) -> Option<PathBuf> {
+        let (parent, name) = u.split();
+        self.parents.get(parent).map(|d| d.path(name))
+    }
+
+    /// Its staged copy.
+    fn staged(&self, u: &Unit) -> Option<PathBuf> {
+        let (parent, name) = u.split();
+        self.staging.get(parent).map(|d| d.path(name))
+    }
+
+    /// How a path of these directories reads for the user.
+    fn show(&self, p: &Path) -> PathBuf {
+        self.parents
+            .values()
+            .chain(self.staging.values())
+            .map(|d| d.show(p))
+            .find(|shown| shown != p)
+            .unwrap_or_else(|| p.to_path_buf())
+    }
+
+    /// The staging directories' own names, for flushing.
+    fn staging_dirs(&self) -> impl Iterator<Item = &Dir> {
+        self.staging.values()
+    }
+}
+
+/// Refuses parts a journal names that no snapshot could hold: a path that
+/// is not plain, or one outside the data directory and bitwarden.sh (a
+/// journal is checked like a manifest's parts).
+fn check_units(install: &Install, units: &[Unit]) -> Result<()> {
+    for u in units {
+        let inside = u.rel == install.data_name
+            || u.rel.strip_prefix(&install.data_name).is_some_and(|r| r.starts_with('/'))
+            || u.rel == crate::engine::scope::SCRIPT;
+        if let Err(problem) = archive::check_rel_path(&u.rel).and_then(|()| {
+            if inside {
+                Ok(())
+            } else {
+                Err(format!("{} is not a part of the install bwguard restores", u.rel))
+            }
+        }) {
+            return Err(Error::failed(
+                Failure::BadStateFile,
+                format!("the rollback journal names a part it cannot: {problem}"),
+                "inspect the install by hand; the journal names the parts being swapped",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What staging did beyond the manifest's word.
+#[derive(Debug, Clone, Default)]
+pub struct Staged {
+    /// Entries whose recorded owner could not be set (not root).
+    pub not_owned: Vec<String>,
+    /// Entries given the install's owner or stripped of setuid/setgid bits
+    /// (root restoring into an install root does not own).
+    pub clamped: Vec<String>,
+}
+
+/// Owner and mode an entry is restored with: as recorded, except that root
+/// restoring into an install another user owns gives uid 0 and gid 0 to
+/// that user and drops setuid and setgid bits.
+fn effective(e: &Entry, clamp: Option<(u32, u32)>) -> (u32, u32, u32) {
+    match clamp {
+        Some((uid, gid)) => (
+            if e.uid == 0 { uid } else { e.uid },
+            if e.gid == 0 { gid } else { e.gid },
+            if e.kind == EntryType::Symlink { e.mode } else { e.mode & !0o6000 },
+        ),
+        None => (e.uid, e.gid, e.mode),
+    }
+}
+
+/// The owner root must clamp to, when it restores into `install`.
+fn clamp_of(install: &Install) -> Option<(u32, u32)> {
+    if !files::is_root() {
+        return None;
+    }
+    let meta = fs::symlink_metadata(&install.dir).ok()?;
+    (meta.uid() != 0).then(|| (meta.uid(), meta.gid()))
+}
+
 /// Which parts of `manifest` to restore: all, only config.yml, or all but it.
 pub fn select_units(install: &Install, manifest: &Manifest, selection: Selection) -> Result<Vec<Unit>> {
     if manifest.data_dir != install.data_name {
@@ -180,7 +337,6 @@ pub fn select_units(install: &Install, manifest: &Manifest, selection: Selection
 
 /// Extracts the selected entries of the snapshot into staging, checks them,
 /// applies metadata and flushes. Records each staged root's inode in `units`.
-/// Returns the paths whose recorded owner could not be set (not root).
 /// On error the staging directories are removed and the install is untouched.
 pub fn stage(
     install: &Install,
@@ -188,29 +344,28 @@ pub fn stage(
     manifest: &Manifest,
     units: &mut [Unit],
     progress: &Progress,
-) -> Result<Vec<String>> {
-    let result = stage_inner(install, store, manifest, units, progress);
+) -> Result<Staged> {
+    let mut places = Places::open(install, units, true)?;
+    let result = stage_inner(install, &mut places, store, manifest, units, progress);
     if result.is_err() {
-        let _ = remove_staging(install, units);
+        let _ = places.remove_staging();
     }
     result
 }
 
 fn stage_inner(
     install: &Install,
+    places: &mut Places,
     store: &Store,
     manifest: &Manifest,
     units: &mut [Unit],
     progress: &Progress,
-) -> Result<Vec<String>> {
-    remove_staging(install, units)?;
-    for root in staging_roots(install, units) {
-        if let Some(parent) = root.parent() {
-            fs::create_dir_all(parent).map_err(|e| Error::io("cannot create", parent, e))?;
-        }
-        fs::create_dir(&root).map_err(|e| Error::io("cannot create staging directory", &root, e))?;
-    }
+) -> Result<Staged> {
+    places.make_staging()?;
+    let places = &*places;
     let owner = Owner::current();
+    let clamp = clamp_of(install);
+    let mut staged = Staged::default();
     let mut not_owned: Vec<String> = Vec::new();
     let mut dirs: Vec<(PathBuf, Entry)> = Vec::new();
     let mut buf = vec![0u8; CHUNK];
@@ -221,21 +376,24 @@ fn stage_inner(
             return Ok(());
         };
         let rest = &e.path[unit.rel.len()..];
-        let dest = PathBuf::from(format!("{}{rest}", unit.staged(install).display()));
+        let dest = staged_path(places, unit, rest)?;
         match e.kind {
-            EntryType::File => write_file(&dest, content, &mut buf)?,
+            EntryType::File => write_file(&dest, content, &mut buf).map_err(|err| show(places, err))?,
             EntryType::Dir => {
-                fs::create_dir(&dest).map_err(|err| Error::io("cannot create", &dest, err))?;
+                fs::create_dir(&dest).map_err(|err| Error::io("cannot create", places.show(&dest), err))?;
                 dirs.push((dest.clone(), e.clone()));
                 return Ok(());
             }
             EntryType::Symlink => {
                 let target = e.target.as_deref().unwrap_or_default();
                 std::os::unix::fs::symlink(target, &dest)
-                    .map_err(|err| Error::io("cannot create link", &dest, err))?;
+                    .map_err(|err| Error::io("cannot create link", places.show(&dest), err))?;
             }
         }
-        if !apply_metadata(&dest, e, owner)? {
+        if effective(e, clamp) != (e.uid, e.gid, e.mode) {
+            staged.clamped.push(e.path.clone());
+        }
+        if !apply_metadata(&dest, e, owner, clamp).map_err(|err| show(places, err))? {
             not_owned.push(e.path.clone());
         }
         Ok(())
@@ -243,7 +401,10 @@ fn stage_inner(
     // Directories last and deepest first: writing children changes a
     // directory's mtime, and a read-only mode would block them.
     for (dest, e) in dirs.iter().rev() {
-        if !apply_metadata(dest, e, owner)? {
+        if effective(e, clamp) != (e.uid, e.gid, e.mode) {
+            staged.clamped.push(e.path.clone());
+        }
+        if !apply_metadata(dest, e, owner, clamp).map_err(|err| show(places, err))? {
             not_owned.push(e.path.clone());
         }
     }
@@ -251,18 +412,33 @@ fn stage_inner(
         if !u.in_snapshot {
             continue;
         }
-        let staged = u.staged(install);
-        let meta = fs::symlink_metadata(&staged).map_err(|_| {
+        let path = staged_path(places, u, "")?;
+        let meta = fs::symlink_metadata(&path).map_err(|_| {
             Error::integrity(&manifest.id, format!("{} is listed as present but has no entries", u.rel))
         })?;
         u.staged_ino = Some(meta.ino());
     }
-    check_staged(install, manifest, units)?;
-    for root in staging_roots(install, units) {
-        let dir = fs::File::open(&root).map_err(|e| Error::io("cannot open", &root, e))?;
-        rustix::fs::syncfs(&dir).map_err(|e| Error::io("cannot flush", &root, e.into()))?;
+    check_staged(places, manifest, units, clamp)?;
+    for dir in places.staging_dirs() {
+        rustix::fs::syncfs(dir.fd()).map_err(|e| Error::io("cannot flush", &dir.shown, e.into()))?;
     }
-    Ok(not_owned)
+    staged.not_owned = not_owned;
+    Ok(staged)
+}
+
+/// Where entry `rest` of part `u` is staged.
+fn staged_path(places: &Places, u: &Unit, rest: &str) -> Result<PathBuf> {
+    let base =
+        places.staged(u).ok_or_else(|| Error::internal(format!("no staging directory for {}", u.rel)))?;
+    Ok(PathBuf::from(format!("{}{rest}", base.display())))
+}
+
+/// An I/O error with the path the user knows instead of a descriptor's.
+fn show(places: &Places, e: Error) -> Error {
+    match e {
+        Error::Io { action, path, source } => Error::Io { action, path: places.show(&path), source },
+        e => e,
+    }
 }
 
 /// Who this process is, for restoring owners.
@@ -306,15 +482,17 @@ fn write_file(dest: &Path, content: &mut dyn Read, buf: &mut [u8]) -> Result<()>
     Ok(())
 }
 
-/// Sets owner (as root), mode and mtime; returns false when the recorded
-/// owner differs from ours and we are not root to set it.
-fn apply_metadata(dest: &Path, e: &Entry, owner: Owner) -> Result<bool> {
+/// Sets owner (as root), mode and mtime (clamped, see [`effective`]);
+/// returns false when the recorded owner differs from ours and we are not
+/// root to set it.
+fn apply_metadata(dest: &Path, e: &Entry, owner: Owner, clamp: Option<(u32, u32)>) -> Result<bool> {
+    let (uid, gid, mode) = effective(e, clamp);
     if owner.root {
-        std::os::unix::fs::lchown(dest, Some(e.uid), Some(e.gid))
+        std::os::unix::fs::lchown(dest, Some(uid), Some(gid))
             .map_err(|err| Error::io("cannot set owner of", dest, err))?;
     }
     if e.kind != EntryType::Symlink {
-        fs::set_permissions(dest, Permissions::from_mode(e.mode))
+        fs::set_permissions(dest, Permissions::from_mode(mode))
             .map_err(|err| Error::io("cannot set mode of", dest, err))?;
     }
     files::set_mtime_nofollow(dest, e.mtime).map_err(|err| Error::io("cannot set mtime of", dest, err))?;
@@ -323,11 +501,17 @@ fn apply_metadata(dest: &Path, e: &Entry, owner: Owner) -> Result<bool> {
 
 /// Checks every staged object against the manifest: type, size, mode, mtime
 /// and (as root) owner. Content was hashed as it was written.
-fn check_staged(install: &Install, manifest: &Manifest, units: &[Unit]) -> Result<()> {
+fn check_staged(
+    places: &Places,
+    manifest: &Manifest,
+    units: &[Unit],
+    clamp: Option<(u32, u32)>,
+) -> Result<()> {
     let root_user = files::is_root();
     for e in &manifest.entries {
         let Some(unit) = units.iter().find(|u| u.contains(&e.path)) else { continue };
-        let dest = PathBuf::from(format!("{}{}", unit.staged(install).display(), &e.path[unit.rel.len()..]));
+        let dest = staged_path(places, unit, &e.path[unit.rel.len()..])?;
+        let (uid, gid, mode) = effective(e, clamp);
         let m = fs::symlink_metadata(&dest)
             .map_err(|_| Error::integrity(&manifest.id, format!("{} was not restored", e.path)))?;
         let kind_ok = match e.kind {
@@ -335,8 +519,8 @@ fn check_staged(install: &Install, manifest: &Manifest, units: &[Unit]) -> Resul
             EntryType::Dir => m.is_dir(),
             EntryType::Symlink => m.file_type().is_symlink(),
         };
-        let mode_ok = e.kind == EntryType::Symlink || m.mode() & 0o7777 == e.mode;
-        let owner_ok = !root_user || (m.uid() == e.uid && m.gid() == e.gid);
+        let mode_ok = e.kind == EntryType::Symlink || m.mode() & 0o7777 == mode;
+        let owner_ok = !root_user || (m.uid() == uid && m.gid() == gid);
         if !kind_ok || !mode_ok || !owner_ok || m.mtime() != e.mtime {
             return Err(Error::failed(
                 Failure::RestoreMismatch,
@@ -348,43 +532,50 @@ fn check_staged(install: &Install, manifest: &Manifest, units: &[Unit]) -> Resul
     Ok(())
 }
 
-fn staging_roots(install: &Install, units: &[Unit]) -> BTreeSet<PathBuf> {
-    units.iter().map(|u| u.staging_root(install)).collect()
-}
-
 /// Removes the staging directories of `units` (and anything left in them).
 pub fn remove_staging(install: &Install, units: &[Unit]) -> Result<()> {
-    for root in staging_roots(install, units) {
-        files::remove_any(&root)?;
-    }
-    Ok(())
+    Places::open(install, units, false)?.remove_staging()
 }
 
 /// Swaps every staged part in. Each step is idempotent, so the same
 /// function finishes a swap that a killed run left midway.
 pub fn swap(install: &Install, units: &[Unit]) -> Result<()> {
+    let places = Places::open(install, units, true)?;
+    let missing = |u: &Unit| {
+        Error::failed(
+            Failure::RestoreMismatch,
+            format!("the staged copy of {} is gone", u.rel),
+            "inspect the install by hand; the journal names the parts being swapped",
+        )
+    };
     for u in units {
-        let target = u.target(install);
-        let staged = u.staged(install);
+        let target = places.target(u).ok_or_else(|| missing(u))?;
+        let staged = places.staged(u);
+        let shown = places.show(&target);
         let current = fs::symlink_metadata(&target).ok();
-        match (u.staged_ino, current) {
+        match (u.staged_ino, current, staged) {
             // Already swapped in.
-            (Some(ino), Some(cur)) if cur.ino() == ino => {}
-            (Some(_), Some(_)) => exchange(&staged, &target)?,
-            (Some(_), None) => {
-                if let Some(parent) = target.parent() {
-                    fs::create_dir_all(parent).map_err(|e| Error::io("cannot create", parent, e))?;
+            (Some(ino), Some(cur), _) if cur.ino() == ino => {}
+            (Some(ino), Some(_), Some(staged)) => {
+                // Only bwguard's own staged copy goes in.
+                if fs::symlink_metadata(&staged).map(|m| m.ino()).ok() != Some(ino) {
+                    return Err(missing(u));
                 }
-                fs::rename(&staged, &target).map_err(|e| Error::io("cannot move into place", &target, e))?;
+                exchange(&staged, &target).map_err(|e| show(&places, e))?
+            }
+            (Some(_), None, Some(staged)) => {
+                fs::rename(&staged, &target).map_err(|e| Error::io("cannot move into place", &shown, e))?;
             }
             // The snapshot does not hold it: move the current one out.
-            (None, Some(_)) => {
-                fs::rename(&target, &staged).map_err(|e| Error::io("cannot move aside", &target, e))?;
+            (None, Some(_), Some(staged)) => {
+                fs::rename(&target, &staged).map_err(|e| Error::io("cannot move aside", &shown, e))?;
             }
-            (None, None) => {}
+            (None, None, _) => {}
+            (_, _, None) => return Err(missing(u)),
         }
-        if let Some(parent) = target.parent() {
-            files::sync_dir(parent)?;
+        let (parent, _) = u.split();
+        if let Some(dir) = places.parents.get(parent) {
+            files::sync_dir(&dir.path(""))?;
         }
     }
     Ok(())
@@ -438,6 +629,7 @@ pub fn recover(install: &Install, store: &Store) -> Result<Option<String>> {
             ),
         ));
     }
+    check_units(install, &journal.units)?;
     let said = match journal.phase {
         Phase::Staging => {
             remove_staging(install, &journal.units)?;

@@ -113,6 +113,9 @@ pub struct Done {
     pub before: String,
     /// Entries whose recorded owner could not be set (not root).
     pub owners_not_restored: Vec<String>,
+    /// Entries given the install's owner instead of root, or stripped of
+    /// setuid/setgid bits (root restoring into an install it does not own).
+    pub clamped: Vec<String>,
 }
 
 /// Plans the rollback of `install` to snapshot `id` of `store`: reads the
@@ -222,7 +225,7 @@ pub fn apply(
         (before, staged)
     });
     drop(bar);
-    let (before, owners_not_restored) = match (before, staged) {
+    let (before, staged) = match (before, staged) {
         (Ok(before), Ok(list)) => (before, list),
         (before, staged) => {
             // Nothing in the install changed; drop what this run added.
@@ -257,7 +260,7 @@ pub fn apply(
     restore::remove_staging(install, &units)?;
     Journal::remove(store)?;
     out.detail(format!("  removed the replaced copy ({:.1}s)", t.elapsed().as_secs_f64()));
-    Ok(Done { before: before.id, owners_not_restored })
+    Ok(Done { before: before.id, owners_not_restored: staged.not_owned, clamped: staged.clamped })
 }
 
 /// Rolls `install` back to snapshot `id` entirely, for a caller that

@@ -31,6 +31,10 @@ pub struct RollbackReport {
     pub next_steps: Vec<String>,
     /// Entries whose recorded owner could not be set (not root).
     pub owners_not_restored: Vec<String>,
+    /// Entries the snapshot gave to root or marked setuid/setgid, restored
+    /// as the install's owner's and without those bits (root restoring into
+    /// an install another user owns).
+    pub owners_clamped: Vec<String>,
     /// Warnings about the Bitwarden version the rollback brings back.
     pub version_change: Vec<String>,
     /// The Bitwarden version the restored files pin, when it differs from
@@ -87,6 +91,15 @@ impl Render for RollbackReport {
                 "not running as root: {} restored entries keep this user as owner instead of the recorded one \
                  (e.g. {}); run the rollback as root to restore owners",
                 self.owners_not_restored.len(),
+                shown.join(", ")
+            ));
+        }
+        if !self.owners_clamped.is_empty() {
+            let shown: Vec<&str> = self.owners_clamped.iter().take(5).map(String::as_str).collect();
+            out.warn(format!(
+                "{} restored entries were recorded as root's or setuid/setgid (e.g. {}): in an install \
+                 another user owns they were given that user and lost those bits",
+                self.owners_clamped.len(),
                 shown.join(", ")
             ));
         }

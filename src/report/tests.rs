@@ -259,6 +259,7 @@ fn sections() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
                 content_size: 1,
                 next_steps: vec![s("./bitwarden.sh start")],
                 owners_not_restored: vec![s("bwdata/config.yml")],
+                owners_clamped: vec![s("bwdata/scripts/run.sh")],
                 version_change: vec![s("v")],
                 restored_version: Some(s("2026.7.0")),
                 remote: Some(s("g")),
