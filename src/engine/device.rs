@@ -84,6 +84,15 @@ pub fn open_source(path: &Path, len: u64) -> io::Result<DeviceReader> {
     Ok(DeviceReader::spawn(file, Cursor::new(len, true, false)))
 }
 
+/// [`open_source`] for a file already opened (the caller checked it is the
+/// file it means): `O_DIRECT` is turned on where the filesystem allows it.
+pub fn open_source_file(file: File, len: u64) -> DeviceReader {
+    if let Ok(flags) = fcntl_getfl(&file) {
+        let _ = rustix::fs::fcntl_setfl(&file, flags | OFlags::DIRECT);
+    }
+    DeviceReader::spawn(file, Cursor::new(len, true, false))
+}
+
 /// Opens `path` for reading with `O_DIRECT`; fails with `EINVAL` where the
 /// filesystem refuses it.
 pub(crate) fn open_direct_only(path: &Path) -> io::Result<File> {

@@ -14,6 +14,7 @@ use std::path::Path;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::engine::archive;
+use crate::engine::beneath::Dir;
 use crate::engine::gz::{self, ParallelGz};
 use crate::engine::manifest::{
     ARCHIVE, ARCHIVE_SUM, ArchiveInfo, Compression, FORMAT, MANIFEST, Manifest, SUMS, render_archive_sum,
@@ -102,8 +103,9 @@ fn write_snapshot(
     let file = files::create_private_file(&archive_path)?;
     let gz = ParallelGz::new(file, req.level, gz::default_workers(), ReadBack::start(&archive_path));
     let mut builder = tar::Builder::new(gz);
+    let root = Dir::open(&install.dir).map_err(|e| Error::io("cannot open", &install.dir, e))?;
     let (entries, changed) =
-        archive::append_sources(&mut builder, sources, &progress, req.live, &archive_path)
+        archive::append_sources(&mut builder, &root, sources, &progress, req.live, &archive_path)
             .map_err(|e| integrity_if_mismatch(id, e))?;
     let write_err =
         |e: std::io::Error| integrity_if_mismatch(id, Error::io("cannot write", &archive_path, e));

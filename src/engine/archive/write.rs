@@ -1,6 +1,14 @@
 //! Writing the archive: each source in scope order, its bytes hashed as
 //! they pass, and a file that changes while it is read refused (or, for a
 //! live copy, recorded).
+//!
+//! Every source is opened from the install directory's descriptor without
+//! following a link anywhere on its path (see [`crate::engine::beneath`])
+//! and must be the very object the walk saw (device and inode): the
+//! install's owner cannot swap a file for a link to a root-only file and
+//! have root archive it under the owner's name. A file is changed when its
+//! inode, size, mtime or ctime differ after reading; a directory is changed
+//! when it gained or lost entries while the archive was written.
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, Read, Write};
@@ -10,6 +18,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::{CHUNK, Source};
+use crate::engine::beneath::Dir;
 use crate::engine::manifest::{Entry, EntryType, hex};
 use crate::engine::progress::Progress;
 use crate::error::{Error, Failure, Refusal, Result};
@@ -39,11 +48,10 @@ enum SourceBytes {
 }
 
 impl SourceBytes {
-    fn open(path: &Path, len: u64) -> io::Result<Self> {
+    fn open(file: File, len: u64) -> io::Result<Self> {
         if len >= CHUNK as u64 {
-            return crate::engine::device::open_source(path, len).map(SourceBytes::Device);
+            return Ok(SourceBytes::Device(crate::engine::device::open_source_file(file, len)));
         }
-        let file = File::open(path)?;
         let mut bytes = Vec::with_capacity(len as usize);
         (&file).take(len).read_to_end(&mut bytes)?;
         Ok(SourceBytes::Small { file, bytes, pos: 0 })
@@ -116,6 +124,7 @@ impl SourceReader<'_> {
 /// `live`: then its path is returned among the changed ones.
 pub fn append_sources<W: Write>(
     builder: &mut tar::Builder<W>,
+    root: &Dir,
     sources: &[Source],
     progress: &Progress,
     live: bool,
@@ -124,17 +133,62 @@ pub fn append_sources<W: Write>(
     let mut entries = Vec::with_capacity(sources.len());
     let mut changed = Vec::new();
     for s in sources {
-        let (entry, was_changed) = append_one(builder, s, progress, live, archive)?;
+        let (entry, was_changed) = append_one(builder, root, s, progress, live, archive)?;
         if was_changed {
             changed.push(entry.path.clone());
         }
         entries.push(entry);
     }
+    // A directory that gained or lost entries while the archive was written
+    // is not what the snapshot holds.
+    for dir in sources.iter().filter(|s| s.meta.is_dir()) {
+        let mut walked: Vec<&str> = sources
+            .iter()
+            .filter_map(|c| c.rel.strip_prefix(dir.rel.as_str())?.strip_prefix('/'))
+            .filter(|rest| !rest.contains('/'))
+            .collect();
+        walked.sort_unstable();
+        let mut now = list(root, &dir.rel).map_err(|e| Error::io("cannot list", &dir.abs, e))?;
+        now.retain(|n| !n.starts_with(crate::engine::scope::OWN_PREFIX));
+        now.sort_unstable();
+        if now != walked {
+            let said = format!("{} gained or lost entries while it was being archived", dir.abs.display());
+            if !live {
+                return Err(changed_error(said));
+            }
+            changed.push(dir.rel.clone());
+        }
+    }
     Ok((entries, changed))
+}
+
+/// The names in directory `rel` of the install, as it is now.
+fn list(root: &Dir, rel: &str) -> io::Result<Vec<String>> {
+    let dir = root.open_beneath(rel, false)?;
+    fs::read_dir(dir.path(""))?.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned())).collect()
+}
+
+fn changed_error(said: String) -> Error {
+    Error::failed(
+        Failure::ChangedMeanwhile,
+        said,
+        "stop whatever writes to it (for the database: `./bitwarden.sh stop`) and run the command again",
+    )
+}
+
+fn replaced_error(path: &Path) -> Error {
+    changed_error(format!("{} was replaced while it was being archived", path.display()))
+}
+
+/// Whether `now` is another object than `then`, or was written since.
+fn differs(then: &fs::Metadata, now: &fs::Metadata) -> bool {
+    (then.dev(), then.ino(), then.len(), then.mtime(), then.mtime_nsec(), then.ctime(), then.ctime_nsec())
+        != (now.dev(), now.ino(), now.len(), now.mtime(), now.mtime_nsec(), now.ctime(), now.ctime_nsec())
 }
 
 fn append_one<W: Write>(
     builder: &mut tar::Builder<W>,
+    root: &Dir,
     s: &Source,
     progress: &Progress,
     live: bool,
@@ -160,20 +214,42 @@ fn append_one<W: Write>(
     let ft = meta.file_type();
     let write_err = |e: io::Error| Error::io("cannot write", archive, e);
     if ft.is_symlink() {
-        let target = fs::read_link(&s.abs).map_err(|e| Error::io("cannot read link", &s.abs, e))?;
+        let (parent, name) = s.rel.rsplit_once('/').unwrap_or(("", &s.rel));
+        let dir = root.open_beneath(parent, false).map_err(|e| Error::io("cannot open", &s.abs, e))?;
+        let now = fs::symlink_metadata(dir.path(name)).map_err(|e| Error::io("cannot read", &s.abs, e))?;
+        if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
+            return Err(replaced_error(&s.abs));
+        }
+        let target = fs::read_link(dir.path(name)).map_err(|e| Error::io("cannot read link", &s.abs, e))?;
         header.set_entry_type(tar::EntryType::Symlink);
         header.set_size(0);
         builder.append_link(&mut header, &s.rel, &target).map_err(write_err)?;
         entry.kind = EntryType::Symlink;
         entry.target = Some(target.to_string_lossy().into_owned());
     } else if ft.is_dir() {
+        let now = root.open_beneath(&s.rel, false).and_then(|d| fs::metadata(d.path("")));
+        let now = now.map_err(|e| Error::io("cannot open", &s.abs, e))?;
+        if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
+            return Err(replaced_error(&s.abs));
+        }
         header.set_entry_type(tar::EntryType::Directory);
         header.set_size(0);
         builder.append_data(&mut header, &s.rel, io::empty()).map_err(write_err)?;
         entry.kind = EntryType::Dir;
     } else if ft.is_file() {
         let len = meta.len();
-        let inner = SourceBytes::open(&s.abs, len).map_err(|e| Error::io("cannot open", &s.abs, e))?;
+        let file = root.open_file(&s.rel).map_err(|e| Error::io("cannot open", &s.abs, e))?;
+        let opened = file.metadata().map_err(|e| Error::io("cannot read", &s.abs, e))?;
+        if !opened.is_file() || (opened.dev(), opened.ino()) != (meta.dev(), meta.ino()) {
+            // Swapped between the walk and now (for a FIFO, a device or
+            // another file): never archived under the walk's name.
+            if live && opened.is_file() {
+                // A live copy records it; its bytes are of the new file.
+            } else {
+                return Err(replaced_error(&s.abs));
+            }
+        }
+        let inner = SourceBytes::open(file, len).map_err(|e| Error::io("cannot open", &s.abs, e))?;
         header.set_entry_type(tar::EntryType::Regular);
         header.set_size(len);
         let mut reader = SourceReader {
@@ -192,21 +268,14 @@ fn append_one<W: Write>(
         }
         appended.map_err(write_err)?;
         let after = reader.inner.file().metadata().map_err(|e| Error::io("cannot read", &s.abs, e))?;
-        let changed = reader.short
-            || after.len() != len
-            || after.mtime() != meta.mtime()
-            || after.mtime_nsec() != meta.mtime_nsec();
+        let changed = reader.short || differs(meta, &after);
         entry.size = len;
         entry.sha256 = Some(hex(&reader.hasher.finalize()));
         if changed && live {
             return Ok((entry, true));
         }
         if changed {
-            return Err(Error::failed(
-                Failure::ChangedMeanwhile,
-                format!("{} changed while it was being read", s.abs.display()),
-                "stop whatever writes to it (for the database: `./bitwarden.sh stop`) and run the command again",
-            ));
+            return Err(changed_error(format!("{} changed while it was being read", s.abs.display())));
         }
     } else {
         return Err(Error::refused(
