@@ -102,6 +102,8 @@ kinds! {
         /// The store, a directory above it, or a file in it can be changed by
         /// another user (the trust rule of docs/safety.md).
         UntrustedStore = "untrusted-store",
+        /// A copy on a remote is not signed by a key this host trusts.
+        UntrustedCopy = "untrusted-copy",
         /// The user who runs bitwarden.sh cannot reach the Docker daemon.
         DockerUnreachable = "docker-unreachable",
         /// Neither `docker compose` nor `docker-compose` works.

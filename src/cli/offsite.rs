@@ -29,6 +29,27 @@ pub struct PullArgs {
     /// The age identity file (private key) to decrypt with
     #[arg(long, value_name = "FILE")]
     pub identity: PathBuf,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
+/// Which copies on a remote are accepted besides those signed by this
+/// host's key or a key saved with the remote.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TrustArgs {
+    /// Also accept copies signed by this key (bwguard-ed25519:…, e.g. the old host's); repeat for more
+    #[arg(long = "trust-key", value_name = "KEY")]
+    pub trust_keys: Vec<String>,
+    /// Also accept copies without a signature (pushed by a bwguard older than signatures)
+    #[arg(long)]
+    pub allow_unsigned: bool,
+}
+
+impl TrustArgs {
+    /// As the off-site code takes it.
+    pub fn accept(&self) -> crate::offsite::sign::Accept {
+        crate::offsite::sign::Accept { keys: self.trust_keys.clone(), unsigned: self.allow_unsigned }
+    }
 }
 
 /// `remote add|list|remove`.
@@ -79,6 +100,9 @@ pub struct RemoteAddArgs {
     /// The profile in the credentials file [default: AWS_PROFILE, else default]
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
+    /// Also trust copies on this remote signed by this key (bwguard-ed25519:…, another host's); repeat for more
+    #[arg(long = "trust-key", value_name = "KEY")]
+    pub trust_keys: Vec<String>,
     /// Save the remote without checking that it can be reached
     #[arg(long)]
     pub no_check: bool,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::RetentionArgs;
+use super::{RetentionArgs, TrustArgs};
 
 /// What a snapshot covers and what it accepts.
 #[derive(Debug, Args, Clone, Copy, Default)]
@@ -67,6 +67,8 @@ pub struct VerifyArgs {
     /// With --remote --deep: the age identity file to decrypt with
     #[arg(long, value_name = "FILE", requires_all = ["remote", "deep"])]
     pub identity: Option<PathBuf>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 /// Arguments of `list`.
@@ -75,6 +77,8 @@ pub struct ListArgs {
     /// List the complete copies on this remote instead
     #[arg(long, value_name = "NAME")]
     pub remote: Option<String>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 /// Arguments of `status`.
@@ -121,6 +125,8 @@ pub struct RollbackArgs {
     /// With --remote: the age identity file to decrypt with
     #[arg(long, value_name = "FILE", requires = "remote")]
     pub identity: Option<PathBuf>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 /// Arguments of `log`.

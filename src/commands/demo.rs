@@ -116,7 +116,14 @@ fn steps(ctx: &mut Ctx, install: &Path) -> Result<String> {
     crate::run(&Command::Diff(DiffArgs { id: Some(snapshot.clone()) }), ctx)?;
     ctx.out.info("\n== 4. bwguard verify --deep --all: every archive decompressed, every file checked");
     crate::run(
-        &Command::Verify(VerifyArgs { ids: Vec::new(), all: true, deep: true, remote: None, identity: None }),
+        &Command::Verify(VerifyArgs {
+            ids: Vec::new(),
+            all: true,
+            deep: true,
+            remote: None,
+            identity: None,
+            trust: Default::default(),
+        }),
         ctx,
     )?;
     ctx.out.info(format!("\n== 5. bwguard rollback {snapshot}: back to the state before enable-scim"));
@@ -128,6 +135,7 @@ fn steps(ctx: &mut Ctx, install: &Path) -> Result<String> {
             helm_values: None,
             remote: None,
             identity: None,
+            trust: Default::default(),
         }),
         ctx,
     )?;

@@ -15,7 +15,7 @@ impl Run for ListArgs {
 
     fn run(&self, ctx: &mut Ctx) -> Result<ListReport> {
         let report = match &self.remote {
-            Some(name) => ListReport::Remote(list_remote(ctx, name)?),
+            Some(name) => ListReport::Remote(list_remote(ctx, self, name)?),
             None => ListReport::Store(list_store(ctx)?),
         };
         ctx.out.show(&report);
@@ -37,19 +37,26 @@ fn list_store(ctx: &mut Ctx) -> Result<StoreList> {
     Ok(StoreList { store: store.root.display().to_string(), snapshots })
 }
 
-fn list_remote(ctx: &mut Ctx, name: &str) -> Result<RemoteListReport> {
+fn list_remote(ctx: &mut Ctx, args: &ListArgs, name: &str) -> Result<RemoteListReport> {
     let install = ctx.install()?;
-    let (name, found) = remote::pick(&install.open_store()?.root, Some(name))?;
+    let store = install.open_store()?;
+    let (name, found) = remote::pick(&store.root, Some(name))?;
+    let trust = found.trust(&store.root, &name, &args.trust.accept())?;
     let (listed, incomplete) = offsite::list(&found.client()?)?;
     let snapshots = listed
         .into_iter()
-        .map(|l| match l.manifest {
-            Ok(m) => RemoteListing::Copy {
-                age_seconds: seconds_since(&m.created, ctx.now),
-                pushed_age_seconds: seconds_since(&m.pushed, ctx.now),
-                copy: Box::new(m),
-            },
-            Err(damaged) => RemoteListing::Damaged { id: l.id, damaged },
+        .map(|l| {
+            let signed = l.signer(&trust, &name);
+            match l.manifest {
+                Ok(m) => RemoteListing::Copy {
+                    age_seconds: seconds_since(&m.created, ctx.now),
+                    pushed_age_seconds: seconds_since(&m.pushed, ctx.now),
+                    copy: Box::new(m),
+                    signed_by: signed.as_ref().ok().cloned(),
+                    untrusted: signed.err().map(|e| e.to_string()),
+                },
+                Err(damaged) => RemoteListing::Damaged { id: l.id, damaged },
+            }
         })
         .collect();
     Ok(RemoteListReport { remote: name, url: found.url, snapshots, incomplete })

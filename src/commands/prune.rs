@@ -10,6 +10,7 @@ use crate::cli::PruneArgs;
 use crate::context::Ctx;
 use crate::engine::store::Store;
 use crate::error::Result;
+use crate::offsite::sign::Accept;
 use crate::offsite::{self, RemoteManifest, remote};
 use crate::report::PruneReport;
 use crate::schedule::retention::{Candidate, Policy};
@@ -49,6 +50,10 @@ fn prune_remote(
         return Ok(PruneReport { remote: Some(name), ..prune::empty(policy, dry_run) });
     }
     let client = found.client()?;
+    // Only copies signed by a trusted key count toward retention or are
+    // deleted: forged copies can neither push genuine ones out nor be
+    // mistaken for them.
+    let trust = found.trust(&store.root, &name, &Accept::default())?;
     let (listed, incomplete) = offsite::list(&client)?;
     if !dry_run {
         for id in &incomplete {
@@ -58,6 +63,10 @@ fn prune_remote(
     let mut candidates = Vec::new();
     let mut manifests: Vec<RemoteManifest> = Vec::new();
     for l in listed {
+        if let (Ok(_), Err(e)) = (&l.manifest, l.signer(&trust, &name)) {
+            ctx.out.warn(format!("{}: left alone and not counted ({e})", l.id));
+            continue;
+        }
         match l.manifest {
             Ok(m) => match DateTime::parse_from_rfc3339(&m.created) {
                 Ok(t) => {

@@ -22,6 +22,7 @@ impl Run for PullArgs {
             self.id.as_deref(),
             &identities,
             ctx.progress,
+            &self.trust.accept(),
         )?;
         ctx.out.show(&report);
         Ok(report)

@@ -6,6 +6,7 @@ use crate::cli::{RemoteAddArgs, RemoteCommand, UrlStyle};
 use crate::context::Ctx;
 use crate::error::{Error, Refusal, Result};
 use crate::offsite::remote::{Remote, Remotes};
+use crate::offsite::sign::{HostKey, PublicKey};
 use crate::offsite::{self, crypt, remote};
 use crate::report::RemoteReport;
 
@@ -17,7 +18,11 @@ impl Run for RemoteCommand {
             RemoteCommand::Add(a) => add(a, ctx)?,
             RemoteCommand::List => {
                 let install = ctx.install()?;
-                RemoteReport::Listed { remotes: Remotes::load(&install.open_store()?.root)?.remotes }
+                let store = install.open_store()?;
+                RemoteReport::Listed {
+                    remotes: Remotes::load(&store.root)?.remotes,
+                    signing_key: HostKey::load(&store.root)?.map(|k| k.public().to_string()),
+                }
             }
             RemoteCommand::Remove(a) => {
                 let install = ctx.install()?;
@@ -36,7 +41,8 @@ impl Run for RemoteCommand {
 }
 
 /// `remote add`: checks everything, lists the bucket once to prove the
-/// address and the keys, then saves.
+/// address and the keys, makes this host's signing key if it has none,
+/// then saves.
 fn add(args: &RemoteAddArgs, ctx: &mut Ctx) -> Result<RemoteReport> {
     remote::check_name(&args.name)?;
     remote::parse_url(&args.url)?;
@@ -54,6 +60,11 @@ fn add(args: &RemoteAddArgs, ctx: &mut Ctx) -> Result<RemoteReport> {
         Some(UrlStyle::Virtual) => false,
         None => !aws,
     };
+    let trusted_keys = args
+        .trust_keys
+        .iter()
+        .map(|k| PublicKey::from_arg(k).map(|k| k.to_string()))
+        .collect::<Result<Vec<_>>>()?;
     let credentials_file = match &args.credentials_file {
         Some(f) => Some(f.canonicalize().map_err(|e| Error::io("cannot find credentials file", f, e))?),
         None => None,
@@ -66,13 +77,21 @@ fn add(args: &RemoteAddArgs, ctx: &mut Ctx) -> Result<RemoteReport> {
         recipients,
         credentials_file,
         profile: args.profile.clone(),
+        trusted_keys,
     };
     let install = ctx.install()?;
     let writing = ctx.begin_write(&install, "remote add")?;
     let mut remotes = Remotes::load(&writing.store.root)?;
     if let Some(old) = remotes.remotes.get(&args.name) {
         if *old == new {
-            return Ok(RemoteReport::Added { name: args.name.clone(), remote: new, changed: false });
+            let (key, key_created) = HostKey::load_or_create(&writing.store.root)?;
+            return Ok(RemoteReport::Added {
+                name: args.name.clone(),
+                remote: new,
+                changed: false,
+                signing_key: key.public().to_string(),
+                key_created,
+            });
         }
         return Err(Error::refused(
             Refusal::RemoteConflict,
@@ -90,8 +109,15 @@ fn add(args: &RemoteAddArgs, ctx: &mut Ctx) -> Result<RemoteReport> {
             if incomplete.is_empty() { String::new() } else { format!(", {} incomplete", incomplete.len()) }
         ));
     }
+    let (key, key_created) = HostKey::load_or_create(&writing.store.root)?;
     remotes.format = 1;
     remotes.remotes.insert(args.name.clone(), new.clone());
     remotes.save(&writing.store.root)?;
-    Ok(RemoteReport::Added { name: args.name.clone(), remote: new, changed: true })
+    Ok(RemoteReport::Added {
+        name: args.name.clone(),
+        remote: new,
+        changed: true,
+        signing_key: key.public().to_string(),
+        key_created,
+    })
 }

@@ -38,7 +38,7 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
         (Some(remote), Some(identity)) => {
             let identities = Identities::load(identity)?;
             if args.dry_run {
-                return remote_dry_run(&install, &store, remote, args.id.as_deref());
+                return remote_dry_run(ctx, &install, &store, remote, args);
             }
             if !ctx.global.yes && !ctx.interactive {
                 confirm(
@@ -55,10 +55,11 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
                 args.id.as_deref(),
                 &identities,
                 ctx.progress,
+                &args.trust.accept(),
             )?;
             ctx.out.show(&copy);
             held = Some(writing);
-            pulled = Some((copy.remote, copy.pulled));
+            pulled = Some((copy.remote, copy.pulled, copy.signed_by));
             copy.id
         }
         _ => store.resolve(args.id.as_deref())?,
@@ -74,7 +75,8 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
     for said in &plan.version_change {
         ctx.out.warn(said);
     }
-    let (remote, pulled) = pulled.map_or((None, None), |(r, p)| (Some(r), Some(p)));
+    let (remote, pulled, signed_by) =
+        pulled.map_or((None, None, None), |(r, p, s)| (Some(r), Some(p), Some(s)));
     let mut report = RollbackReport {
         id: id.clone(),
         install_dir: install.dir.display().to_string(),
@@ -92,6 +94,7 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
         remote,
         pulled,
         copy: None,
+        signed_by,
     };
     if args.dry_run {
         return Ok(report);
@@ -134,11 +137,22 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
 }
 
 /// `rollback --remote NAME --dry-run`: says which copy would be pulled and
-/// restored, downloading nothing.
-fn remote_dry_run(install: &Install, store: &Store, name: &str, id: Option<&str>) -> Result<RollbackReport> {
+/// restored (only one signed by a trusted key), downloading nothing.
+fn remote_dry_run(
+    ctx: &mut Ctx,
+    install: &Install,
+    store: &Store,
+    name: &str,
+    args: &RollbackArgs,
+) -> Result<RollbackReport> {
     let (name, found) = remote::pick(&store.root, Some(name))?;
     let client = found.client()?;
-    let (id, rm) = offsite::open_or_newest(&client, &name, id)?;
+    let trust = found.trust(&store.root, &name, &args.trust.accept())?;
+    let opened = offsite::open_or_newest(&client, &name, args.id.as_deref(), &trust)?;
+    for said in &opened.passed_over {
+        ctx.out.warn(said);
+    }
+    let (id, rm) = (opened.id, opened.manifest);
     let local = store.dir(&id).join(crate::engine::manifest::MANIFEST).is_file();
     Ok(RollbackReport {
         id,
@@ -157,5 +171,6 @@ fn remote_dry_run(install: &Install, store: &Store, name: &str, id: Option<&str>
         remote: Some(name),
         pulled: Some(!local),
         copy: Some(Box::new(rm)),
+        signed_by: Some(opened.signer),
     })
 }

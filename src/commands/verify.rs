@@ -8,6 +8,7 @@ use crate::engine::progress::Progress;
 use crate::engine::verify::check_files;
 use crate::error::{Error, Exit, Refusal, Result};
 use crate::offsite::crypt::Identities;
+use crate::offsite::sign::Signer;
 use crate::offsite::{self, remote};
 use crate::report::{Checked, VerifyReport};
 
@@ -35,13 +36,13 @@ fn verify_local(args: &VerifyArgs, ctx: &mut Ctx) -> Result<VerifyReport> {
         let m = store.open(id)?;
         let total = if args.deep { m.content_size() } else { m.archive.size };
         let progress = Progress::new(&format!("verify {id}"), total, ctx.progress);
-        check_files(&store.dir(id), &m, args.deep, &progress)
+        check_files(&store.dir(id), &m, args.deep, &progress).map(|()| None)
     })
 }
 
-/// `verify --remote NAME`: without `--deep`, the ciphertext's checksum (no
-/// key needed); with `--deep --identity FILE`, decrypted and checked
-/// entry by entry.
+/// `verify --remote NAME`: the copy's signature by a trusted key, then
+/// without `--deep` the ciphertext's checksum (no age key needed); with
+/// `--deep --identity FILE`, decrypted and checked entry by entry.
 fn verify_remote(args: &VerifyArgs, ctx: &mut Ctx, name: &str) -> Result<VerifyReport> {
     if args.deep && args.identity.is_none() {
         return Err(Error::Usage(
@@ -50,12 +51,18 @@ fn verify_remote(args: &VerifyArgs, ctx: &mut Ctx, name: &str) -> Result<VerifyR
     }
     let identities = args.identity.as_deref().map(Identities::load).transpose()?;
     let install = ctx.install()?;
-    let (name, found) = remote::pick(&install.open_store()?.root, Some(name))?;
+    let store = install.open_store()?;
+    let (name, found) = remote::pick(&store.root, Some(name))?;
     let client = found.client()?;
+    let trust = found.trust(&store.root, &name, &args.trust.accept())?;
     let ids: Vec<String> = if args.all {
         offsite::list(&client)?.0.into_iter().map(|l| l.id).collect()
     } else if args.ids.is_empty() {
-        vec![offsite::newest(&client, &name)?]
+        let newest = offsite::newest(&client, &name, &trust)?;
+        for said in &newest.passed_over {
+            ctx.out.warn(said);
+        }
+        vec![newest.id]
     } else {
         args.ids.clone()
     };
@@ -69,9 +76,10 @@ fn verify_remote(args: &VerifyArgs, ctx: &mut Ctx, name: &str) -> Result<VerifyR
     let mode = if identities.is_some() { "decrypted, deep" } else { "ciphertext checksum" };
     let report = VerifyReport { remote: Some(name.clone()), mode: mode.into(), snapshots: Vec::new() };
     check_each(ctx, report, &ids, |ctx, id| {
-        let rm = offsite::open(&client, &name, id)?;
-        let progress = Progress::new(&format!("verify {id}"), rm.object.size, ctx.progress);
-        offsite::verify(&client, &rm, identities.as_ref(), &progress)
+        let opened = offsite::open(&client, &name, id, &trust)?;
+        let progress = Progress::new(&format!("verify {id}"), opened.manifest.object.size, ctx.progress);
+        offsite::verify(&client, &opened.manifest, identities.as_ref(), &progress)?;
+        Ok(Some(opened.signer))
     })
 }
 
@@ -82,7 +90,7 @@ fn check_each(
     ctx: &mut Ctx,
     mut report: VerifyReport,
     ids: &[String],
-    mut check: impl FnMut(&mut Ctx, &str) -> Result<()>,
+    mut check: impl FnMut(&mut Ctx, &str) -> Result<Option<Signer>>,
 ) -> Result<VerifyReport> {
     let mut failed: Vec<(String, Error)> = Vec::new();
     for id in ids {
@@ -91,6 +99,7 @@ fn check_each(
             id: id.clone(),
             ok: outcome.is_ok(),
             problem: outcome.as_ref().err().map(|e| e.to_string()),
+            signed_by: outcome.as_ref().ok().cloned().flatten(),
         });
         report.show_last(&mut ctx.out);
         if let Err(e) = outcome {

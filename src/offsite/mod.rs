@@ -7,6 +7,8 @@
 //!                                <id>/manifest.json, SHA256SUMS,
 //!                                data.tar.gz.sha256, data.tar.gz (in that order)
 //! <id>/snapshot.tar.age.sha256   `sha256sum -c` line of the ciphertext
+//! <id>/manifest.json.sig         the pushing host's ed25519 signature of
+//!                                manifest.json (see [`sign`])
 //! <id>/manifest.json             public facts and the ciphertext's digest,
 //!                                written last: the copy's completion mark
 //! ```
@@ -20,6 +22,10 @@
 //!   a multipart upload, which S3 shows only once completed, and it is
 //!   completed only after the local archive was read whole against its
 //!   checksum.
+//! - A copy is used (pulled, verified, restored, pruned) only when its
+//!   public manifest is signed by a key the admin trusts ([`sign::Trust`]);
+//!   the manifest names the ciphertext's digest, so the signature covers
+//!   every byte.
 //! - Streams end to end: push reads, encrypts and uploads in parts of
 //!   [`PART`] bytes with one part in flight; pull and verify download,
 //!   decrypt and check in fixed-size chunks.
@@ -34,6 +40,7 @@ pub mod pull;
 pub mod push;
 pub mod remote;
 pub mod s3;
+pub mod sign;
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
@@ -45,6 +52,7 @@ use crate::engine::progress::Progress;
 use crate::engine::store::is_id;
 use crate::error::{Error, Failure, Refusal, Result};
 use crate::offsite::s3::{Client, S3Error};
+use crate::offsite::sign::{SIG, Signer, Trust};
 
 pub use check::{quick_check, verify};
 pub use pull::{fetch_locked, pull};
@@ -108,6 +116,31 @@ pub struct Listed {
     pub id: String,
     /// Its public manifest, or why it could not be read.
     pub manifest: std::result::Result<RemoteManifest, String>,
+    /// The manifest's bytes, as signed.
+    raw: Vec<u8>,
+    /// The signature object's bytes, if there is one.
+    sig: Option<Vec<u8>>,
+}
+
+impl Listed {
+    /// Who signed this copy, if `trust` accepts it (see [`Trust::check`]).
+    pub fn signer(&self, trust: &Trust, remote: &str) -> Result<Signer> {
+        trust.check(remote, &self.id, &self.raw, self.sig.as_deref())
+    }
+}
+
+/// A copy chosen to be used: its manifest and who signed it.
+#[derive(Debug)]
+pub struct Opened {
+    /// Its id.
+    pub id: String,
+    /// Its public manifest.
+    pub manifest: RemoteManifest,
+    /// Who signed it.
+    pub signer: Signer,
+    /// Newer copies passed over because they are damaged or not signed by
+    /// a trusted key, each with the reason.
+    pub passed_over: Vec<String>,
 }
 
 /// The key of `name` in the folder of snapshot `id`.
@@ -148,23 +181,22 @@ pub fn list(client: &Client) -> Result<(Vec<Listed>, Vec<String>)> {
     let mut incomplete = Vec::new();
     for (id, has_manifest) in folders {
         if has_manifest {
-            let manifest = fetch_manifest(client, &id);
-            complete.push(Listed { id, manifest });
+            let (raw, manifest) = match client.get_small(&rel(&id, REMOTE_MANIFEST)) {
+                Ok(Some(bytes)) => {
+                    let m = parse_manifest(&id, &bytes);
+                    (bytes, m)
+                }
+                Ok(None) => (Vec::new(), Err("manifest.json vanished".into())),
+                Err(e) => (Vec::new(), Err(e.to_string())),
+            };
+            let sig = client.get_small(&rel(&id, SIG)).map_err(s3_error)?;
+            complete.push(Listed { id, manifest, raw, sig });
         } else {
             incomplete.push(id);
         }
     }
     complete.sort_by_key(|l| std::cmp::Reverse(crate::engine::store::id_key(&l.id)));
     Ok((complete, incomplete))
-}
-
-/// The public manifest of `id` as text problems (for listing).
-fn fetch_manifest(client: &Client, id: &str) -> std::result::Result<RemoteManifest, String> {
-    match client.get_small(&rel(id, REMOTE_MANIFEST)) {
-        Ok(Some(bytes)) => parse_manifest(id, &bytes),
-        Ok(None) => Err("manifest.json vanished".into()),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 /// Parses a public manifest and checks it names `id`.
@@ -180,15 +212,22 @@ fn parse_manifest(id: &str, bytes: &[u8]) -> std::result::Result<RemoteManifest,
     Ok(m)
 }
 
-/// The public manifest of copy `id`: exit 2 if the remote has no complete
-/// copy of that name, exit 3 if its manifest is unreadable.
-pub fn open(client: &Client, remote_name: &str, id: &str) -> Result<RemoteManifest> {
+/// The public manifest of copy `id` and who signed it: exit 2 if the
+/// remote has no complete copy of that name, exit 3 if its manifest is
+/// unreadable or its signature does not match, exit 5 if no trusted key
+/// signed it.
+pub fn open(client: &Client, remote_name: &str, id: &str, trust: &Trust) -> Result<Opened> {
     if !is_id(id) {
         return Err(Error::Usage(format!("{id:?} is not a snapshot id")));
     }
     match client.get_small(&rel(id, REMOTE_MANIFEST)).map_err(s3_error)? {
-        Some(bytes) => parse_manifest(id, &bytes)
-            .map_err(|p| Error::integrity(id, format!("on remote {remote_name}: {p}"))),
+        Some(bytes) => {
+            let manifest = parse_manifest(id, &bytes)
+                .map_err(|p| Error::integrity(id, format!("on remote {remote_name}: {p}")))?;
+            let sig = client.get_small(&rel(id, SIG)).map_err(s3_error)?;
+            let signer = trust.check(remote_name, id, &bytes, sig.as_deref())?;
+            Ok(Opened { id: id.to_string(), manifest, signer, passed_over: Vec::new() })
+        }
         None if client.head(&rel(id, OBJECT)).map_err(s3_error)?.is_some() => Err(Error::integrity(
             id,
             format!(
@@ -199,30 +238,48 @@ pub fn open(client: &Client, remote_name: &str, id: &str) -> Result<RemoteManife
     }
 }
 
-/// The public manifest of copy `id`, or of the newest copy when `None`.
-pub fn open_or_newest(
-    client: &Client,
-    remote_name: &str,
-    id: Option<&str>,
-) -> Result<(String, RemoteManifest)> {
-    let id = match id {
-        Some(id) => id.to_string(),
-        None => newest(client, remote_name)?,
-    };
-    let rm = open(client, remote_name, &id)?;
-    Ok((id, rm))
+/// Copy `id`, or the newest copy `trust` accepts when `None`.
+pub fn open_or_newest(client: &Client, remote_name: &str, id: Option<&str>, trust: &Trust) -> Result<Opened> {
+    match id {
+        Some(id) => open(client, remote_name, id, trust),
+        None => newest(client, remote_name, trust),
+    }
 }
 
-/// The newest complete copy on the remote.
-pub fn newest(client: &Client, remote_name: &str) -> Result<String> {
+/// The newest complete copy on the remote that `trust` accepts. Newer
+/// copies that are damaged or signed by nobody trusted are passed over
+/// (and named): a forged copy cannot make itself the one restored.
+pub fn newest(client: &Client, remote_name: &str, trust: &Trust) -> Result<Opened> {
     let (listed, _) = list(client)?;
-    listed.into_iter().next().map(|l| l.id).ok_or_else(|| {
-        Error::refused(
+    let mut passed_over = Vec::new();
+    let total = listed.len();
+    for l in listed {
+        let manifest = match &l.manifest {
+            Ok(m) => m.clone(),
+            Err(p) => {
+                passed_over.push(format!("passed over the newer copy {}: damaged ({p})", l.id));
+                continue;
+            }
+        };
+        match l.signer(trust, remote_name) {
+            Ok(signer) => return Ok(Opened { id: l.id, manifest, signer, passed_over }),
+            Err(e) => passed_over.push(format!("passed over the newer copy {}: {e}", l.id)),
+        }
+    }
+    if total == 0 {
+        return Err(Error::refused(
             Refusal::RemoteEmpty,
             format!("remote {remote_name} holds no snapshot"),
             format!("push one with `bwguard push --remote {remote_name}`"),
-        )
-    })
+        ));
+    }
+    Err(Error::refused(
+        Refusal::UntrustedCopy,
+        format!("none of the {total} copies on remote {remote_name} is signed by a key this host trusts"),
+        "if the copies were pushed by another host (the old server), pass its key with --trust-key \
+         bwguard-ed25519:… (that host's `bwguard remote list` prints it); `bwguard list --remote` shows \
+         who signed each copy",
+    ))
 }
 
 /// Counts bytes read on a progress display.
@@ -243,6 +300,7 @@ impl<R: Read> Read for ProgressReader<'_, R> {
 
 /// Deletes what incomplete copy `id` left (no public manifest).
 pub fn delete_incomplete(client: &Client, id: &str) -> Result<()> {
+    client.delete(&rel(id, SIG)).map_err(s3_error)?;
     client.delete(&rel(id, OBJECT)).map_err(s3_error)?;
     client.delete(&rel(id, OBJECT_SUM)).map_err(s3_error)
 }
@@ -252,6 +310,7 @@ pub fn delete_incomplete(client: &Client, id: &str) -> Result<()> {
 /// missing objects.
 pub fn delete(client: &Client, id: &str) -> Result<()> {
     client.delete(&rel(id, REMOTE_MANIFEST)).map_err(s3_error)?;
+    client.delete(&rel(id, SIG)).map_err(s3_error)?;
     client.delete(&rel(id, OBJECT)).map_err(s3_error)?;
     client.delete(&rel(id, OBJECT_SUM)).map_err(s3_error)
 }

@@ -21,6 +21,7 @@ use crate::files;
 use crate::offsite::crypt::Identities;
 use crate::offsite::remote::pick;
 use crate::offsite::s3::Client;
+use crate::offsite::sign::Accept;
 use crate::report::PullReport;
 use crate::report::human::human_size;
 
@@ -106,9 +107,10 @@ fn copy_to(from: &mut impl Read, to: &mut File, path: &Path, id: &str) -> Result
     }
 }
 
-/// Brings copy `id` (default: the newest on the remote) of remote `name`
-/// (the only one when `None`) into the local store unless it is there
-/// already (the caller holds the store lock).
+/// Brings copy `id` (default: the newest on the remote that is signed by a
+/// trusted key) of remote `name` (the only one when `None`) into the local
+/// store unless it is there already (the caller holds the store lock).
+/// Only a copy signed by a key `accept` and the remote trust is used.
 pub fn fetch_locked(
     out: &mut Output,
     store: &Store,
@@ -116,10 +118,16 @@ pub fn fetch_locked(
     id: Option<&str>,
     identities: &Identities,
     progress: bool,
+    accept: &Accept,
 ) -> Result<PullReport> {
     let (name, remote) = pick(&store.root, name)?;
     let client = remote.client()?;
-    let (id, rm) = super::open_or_newest(&client, &name, id)?;
+    let trust = remote.trust(&store.root, &name, accept)?;
+    let opened = super::open_or_newest(&client, &name, id, &trust)?;
+    for said in &opened.passed_over {
+        out.warn(said);
+    }
+    let (id, rm, signer) = (opened.id, opened.manifest, opened.signer);
     let dir = store.dir(&id);
     let report = |m: &Manifest, pulled: bool| PullReport {
         id: id.clone(),
@@ -128,6 +136,7 @@ pub fn fetch_locked(
         path: dir.display().to_string(),
         files: m.entries.iter().filter(|e| e.sha256.is_some()).count(),
         content_size: m.content_size(),
+        signed_by: signer.clone(),
     };
     if dir.exists() {
         let local = store.open(&id)?;

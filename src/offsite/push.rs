@@ -24,6 +24,7 @@ use crate::error::{Error, Failure, Refusal, Result};
 use crate::files;
 use crate::offsite::remote::{Remote, pick};
 use crate::offsite::s3::{Client, S3Error, UploadedPart};
+use crate::offsite::sign::{Accept, HostKey, SIG};
 use crate::report::{PushReport, PushedCopy};
 
 /// What `push` did with one snapshot.
@@ -82,12 +83,16 @@ pub fn forget_pending(store: &Store, name: &str) -> Result<()> {
 /// Copies snapshot `id` of `store` to the remote, encrypted (the caller
 /// holds the store lock). The local archive is read once: hashed,
 /// encrypted and uploaded as it is read, and the upload is completed only
-/// if its checksum matches the manifest.
+/// if its checksum matches the manifest. The public manifest is signed
+/// with `key`; the signature goes up before the manifest, which completes
+/// the copy.
+#[allow(clippy::too_many_arguments)]
 pub fn push(
     client: &Client,
     remote: &Remote,
     remote_name: &str,
     store: &Store,
+    key: &HostKey,
     id: &str,
     now: DateTime<Utc>,
     progress_visible: bool,
@@ -170,6 +175,7 @@ pub fn push(
     };
     let mut bytes = serde_json::to_vec_pretty(&rm).unwrap_or_default();
     bytes.push(b'\n');
+    client.put(&rel(id, SIG), &key.sign(&bytes)).map_err(s3_error)?;
     client.put(&rel(id, REMOTE_MANIFEST), &bytes).map_err(s3_error)?;
     files::remove_any(&pending_path(store, remote_name))?;
     Ok(Pushed::Uploaded(rm))
@@ -188,12 +194,13 @@ pub fn push_ids(
 ) -> Result<PushReport> {
     let (name, remote) = pick(&store.root, name)?;
     let client = remote.client()?;
+    let key = host_key(out, store)?;
     if let Some(said) = abandon_pending(&client, store, &name)? {
         out.warn(said);
     }
     let mut report = PushReport { remote: name.clone(), pushed: Vec::new(), already_there: Vec::new() };
     for id in ids {
-        match push(&client, &remote, &name, store, id, now, progress)? {
+        match push(&client, &remote, &name, store, &key, id, now, progress)? {
             Pushed::Uploaded(rm) => report.pushed.push(PushedCopy {
                 id: id.clone(),
                 object: client.name(&rel(id, OBJECT)),
@@ -219,7 +226,13 @@ pub fn push_newer(
     progress: bool,
 ) -> Result<PushReport> {
     let (name, found) = pick(&store.root, name)?;
-    let newest_there = super::list(&found.client()?)?.0.into_iter().next().map(|l| l.id);
+    host_key(out, store)?;
+    let trust = found.trust(&store.root, &name, &Accept::default())?;
+    let newest_there = super::list(&found.client()?)?
+        .0
+        .into_iter()
+        .find(|l| l.manifest.is_ok() && l.signer(&trust, &name).is_ok())
+        .map(|l| l.id);
     let mut ids: Vec<String> = match &newest_there {
         Some(n) => store.list()?.into_iter().map(|l| l.id).filter(|id| id_key(id) > id_key(n)).collect(),
         None => Vec::new(),
@@ -235,6 +248,20 @@ pub fn push_newer(
     }
     ids.reverse();
     push_ids(out, store, Some(&name), &ids, now, progress)
+}
+
+/// This host's signing key; made now, and its public half shown, if a
+/// remote was added by a bwguard older than signatures.
+fn host_key(out: &mut Output, store: &Store) -> Result<HostKey> {
+    let (key, created) = HostKey::load_or_create(&store.root)?;
+    if created {
+        out.warn(format!(
+            "made this host's signing key; every copy it pushes is signed with {}. Keep that line off this \
+             host: a restore elsewhere needs it as --trust-key",
+            key.public()
+        ));
+    }
+    Ok(key)
 }
 
 /// Part size for an archive of `size` bytes: [`PART`], or more so the

@@ -1,6 +1,7 @@
 //! Remotes: where copies go, kept in `<store>/remotes.json`.
 //!
-//! Invariant: the file holds names, addresses and public keys only.
+//! Invariant: the file holds names, addresses and public keys only (age
+//! recipients, trusted signing keys).
 //! Credentials come from the environment or from a credentials file the
 //! admin names; only that file's path is saved, never a key.
 
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Failure, Refusal, Result};
 use crate::files;
 use crate::offsite::s3::{Client, Endpoint};
+use crate::offsite::sign::{Accept, Trust};
 
 /// The file in the store that lists the remotes.
 pub const REMOTES_FILE: &str = "remotes.json";
@@ -36,6 +38,10 @@ pub struct Remote {
     /// The profile in that file [default: `AWS_PROFILE`, else `default`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// Signing keys (`bwguard-ed25519:…`) of other hosts whose copies on
+    /// this remote are trusted, besides this host's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_keys: Vec<String>,
 }
 
 /// All remotes, by name.
@@ -139,6 +145,13 @@ pub fn pick(store: &Path, name: Option<&str>) -> Result<(String, Remote)> {
 }
 
 impl Remote {
+    /// The keys whose copies on this remote (called `name`, in the store at
+    /// `store`) are accepted: this host's, the saved ones, and what
+    /// `accept` adds.
+    pub fn trust(&self, store: &Path, name: &str, accept: &Accept) -> Result<Trust> {
+        Trust::new(store, name, &self.trusted_keys, accept)
+    }
+
     /// The bucket and key prefix.
     pub fn bucket_prefix(&self) -> Result<(String, String)> {
         parse_url(&self.url)

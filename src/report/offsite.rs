@@ -11,6 +11,7 @@ use super::table::{damaged_row, table};
 use crate::context::Output;
 use crate::offsite::RemoteManifest;
 use crate::offsite::remote::Remote;
+use crate::offsite::sign::Signer;
 
 /// `push` (and `backup --push`): what went to the remote.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,18 +72,21 @@ pub struct PullReport {
     pub files: usize,
     /// Bytes of those files.
     pub content_size: u64,
+    /// Who signed the copy, and why that key is trusted.
+    pub signed_by: Signer,
 }
 
 impl Render for PullReport {
     fn render(&self, out: &mut Output) {
         if self.pulled {
             out.result(format!(
-                "Pulled {} from {} into {}: decrypted and checked against its checksums ({} files, {})",
+                "Pulled {} from {} into {}: decrypted and checked against its checksums ({} files, {}); {}",
                 self.id,
                 self.remote,
                 self.path,
                 self.files,
-                human_size(self.content_size)
+                human_size(self.content_size),
+                self.signed_by
             ));
         } else {
             out.info(format!("{} is already in the local store; nothing downloaded", self.id));
@@ -102,11 +106,18 @@ pub enum RemoteReport {
         remote: Remote,
         /// False when the same remote was already set up.
         changed: bool,
+        /// This host's signing key (public half): every copy it pushes is
+        /// signed with it.
+        signing_key: String,
+        /// Whether that key was made by this run.
+        key_created: bool,
     },
     /// `remote list`.
     Listed {
         /// Every remote, by name.
         remotes: BTreeMap<String, Remote>,
+        /// This host's signing key (public half), if it has one.
+        signing_key: Option<String>,
     },
     /// `remote remove`.
     Removed {
@@ -118,25 +129,33 @@ pub enum RemoteReport {
 impl Render for RemoteReport {
     fn render(&self, out: &mut Output) {
         match self {
-            RemoteReport::Added { name, remote, changed: false } => {
-                let _ = remote;
-                out.result(format!("Remote {name} is already set up like this."));
-            }
-            RemoteReport::Added { name, remote, changed: true } => {
-                let n = remote.recipients.len();
+            RemoteReport::Added { name, remote, changed, signing_key, key_created } => {
+                if *changed {
+                    let n = remote.recipients.len();
+                    out.result(format!(
+                        "Added remote {name}: {} ({n} recipient{}). Push with `bwguard push --remote {name}`.",
+                        remote.url,
+                        if n == 1 { "" } else { "s" }
+                    ));
+                } else {
+                    out.result(format!("Remote {name} is already set up like this."));
+                }
                 out.result(format!(
-                    "Added remote {name}: {} ({n} recipient{}). Push with `bwguard push --remote {name}`.",
-                    remote.url,
-                    if n == 1 { "" } else { "s" }
+                    "This host signs every copy it pushes with {signing_key}{}",
+                    if *key_created { " (made now)" } else { "" }
                 ));
-                if remote.credentials_file.is_none() {
+                out.info(
+                    "Keep that key off this host, with the age identity: pull, verify and rollback accept \
+                     only copies signed by a trusted key, and a new host needs it as --trust-key.",
+                );
+                if *changed && remote.credentials_file.is_none() {
                     out.info(
                         "The S3 keys come from the environment of each run; for scheduled pushes, \
                          add the remote with --credentials-file FILE",
                     );
                 }
             }
-            RemoteReport::Listed { remotes } => {
+            RemoteReport::Listed { remotes, signing_key } => {
                 if remotes.is_empty() {
                     out.info(
                         "No remotes. Add one with \
@@ -154,6 +173,16 @@ impl Render for RemoteReport {
                         r.endpoint,
                         r.recipients.len()
                     ));
+                    for k in &r.trusted_keys {
+                        out.result(format!("{name}  also trusts copies signed by {k}"));
+                    }
+                }
+                match signing_key {
+                    Some(k) => out.result(format!("This host signs its copies with {k}")),
+                    None if !remotes.is_empty() => {
+                        out.info("This host has no signing key yet; its next push makes one.")
+                    }
+                    None => {}
                 }
             }
             RemoteReport::Removed { removed } => {
@@ -189,6 +218,13 @@ pub enum RemoteListing {
         age_seconds: Option<i64>,
         /// Seconds since it was pushed.
         pushed_age_seconds: Option<i64>,
+        /// Who signed it, when a trusted key did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signed_by: Option<Signer>,
+        /// Otherwise, why it is not trusted (unsigned, an unknown key, a
+        /// signature that does not match).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        untrusted: Option<String>,
     },
     /// A copy whose public manifest does not read.
     Damaged {
@@ -204,11 +240,19 @@ impl Render for RemoteListReport {
         if self.snapshots.is_empty() {
             out.info(format!("No snapshot copies on {} ({}).", self.remote, self.url));
         } else {
-            let mut rows =
-                vec![["ID", "AGE", "REASON", "SIZE", "PINNED", "VERSION", "PUSHED"].map(String::from)];
+            let mut rows = vec![
+                ["ID", "AGE", "REASON", "SIZE", "PINNED", "VERSION", "PUSHED", "SIGNED BY"].map(String::from),
+            ];
+            let mut untrusted_ids = Vec::new();
             for l in &self.snapshots {
                 rows.push(match l {
-                    RemoteListing::Copy { copy: m, age_seconds, pushed_age_seconds } => [
+                    RemoteListing::Copy {
+                        copy: m,
+                        age_seconds,
+                        pushed_age_seconds,
+                        signed_by,
+                        untrusted,
+                    } => [
                         m.id.clone(),
                         age_seconds.map(human_age).unwrap_or_else(|| "?".into()),
                         m.reason.clone(),
@@ -216,12 +260,22 @@ impl Render for RemoteListReport {
                         if m.pinned { "yes" } else { "no" }.into(),
                         m.bitwarden.core_version.clone().unwrap_or_else(|| "?".into()),
                         pushed_age_seconds.map(|a| human_age(a) + " ago").unwrap_or_else(|| "?".into()),
+                        match (signed_by, untrusted) {
+                            (Some(s), _) => s.trusted_as.clone(),
+                            (None, problem) => {
+                                untrusted_ids.push((m.id.clone(), problem.clone().unwrap_or_default()));
+                                "NOT TRUSTED".into()
+                            }
+                        },
                     ],
                     RemoteListing::Damaged { id, damaged } => damaged_row(id, damaged),
                 });
             }
             for line in table(&rows) {
                 out.result(line);
+            }
+            for (id, problem) in untrusted_ids {
+                out.warn(format!("{id} is not used by pull, verify, rollback or prune: {problem}"));
             }
         }
         if !self.incomplete.is_empty() {

@@ -6,6 +6,7 @@ use super::Render;
 use super::human::human_size;
 use crate::context::Output;
 use crate::offsite::RemoteManifest;
+use crate::offsite::sign::Signer;
 
 /// `rollback`: what was (or would be) restored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +50,9 @@ pub struct RollbackReport {
     /// With `--remote --dry-run`: the copy's public manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy: Option<Box<RemoteManifest>>,
+    /// With `--remote`: who signed the copy, and why that key is trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<Signer>,
 }
 
 impl Render for RollbackReport {
@@ -71,6 +75,9 @@ impl Render for RollbackReport {
                 rm.reason,
                 rm.bitwarden.core_version.as_deref().unwrap_or("?")
             ));
+            if let Some(signer) = &self.signed_by {
+                out.info(format!("The copy is {signer}."));
+            }
             return;
         }
         if self.dry_run {

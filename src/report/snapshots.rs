@@ -12,6 +12,7 @@ use super::prune::PruneReport;
 use super::table::{damaged_row, table};
 use crate::context::Output;
 use crate::engine::manifest::{BitwardenInfo, Manifest};
+use crate::offsite::sign::Signer;
 
 /// A snapshot just written and read back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -244,6 +245,9 @@ pub struct Checked {
     /// What is wrong with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// With `--remote`: who signed the copy, and why that key is trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<Signer>,
 }
 
 impl VerifyReport {
@@ -252,7 +256,10 @@ impl VerifyReport {
         let Some(c) = self.snapshots.last() else { return };
         let place = self.remote.as_ref().map(|r| format!(" on {r}")).unwrap_or_default();
         match &c.problem {
-            None => out.result(format!("{}  ok{place} ({})", c.id, self.mode)),
+            None => match &c.signed_by {
+                Some(signer) => out.result(format!("{}  ok{place} ({}), {signer}", c.id, self.mode)),
+                None => out.result(format!("{}  ok{place} ({})", c.id, self.mode)),
+            },
             Some(p) => out.result(format!("{}  FAILED{place}: {p}", c.id)),
         }
     }

@@ -13,6 +13,7 @@ use crate::engine::manifest::{ArchiveInfo, BitwardenInfo};
 use crate::error::{Error, all_kinds};
 use crate::offsite::RemoteManifest;
 use crate::offsite::remote::Remote;
+use crate::offsite::sign::Signer;
 use crate::procedure::{Journal, Step};
 use crate::schedule::retention::{Policy, Within};
 
@@ -61,7 +62,12 @@ fn remote() -> Remote {
         recipients: vec![s("age1x")],
         credentials_file: Some("/root/creds".into()),
         profile: Some(s("vault")),
+        trusted_keys: vec![s("bwguard-ed25519:k")],
     }
+}
+
+fn signer() -> Signer {
+    Signer { key: Some(s("bwguard-ed25519:k")), trusted_as: s("this host") }
 }
 
 fn policy() -> Policy {
@@ -174,9 +180,14 @@ fn sections() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
             vec![v(&VerifyReport {
                 remote: Some(s("g")),
                 mode: s("deep"),
-                snapshots: vec![Checked { id: s("20261202T000000Z"), ok: false, problem: Some(s("p")) }],
+                snapshots: vec![Checked {
+                    id: s("20261202T000000Z"),
+                    ok: false,
+                    problem: Some(s("p")),
+                    signed_by: Some(signer()),
+                }],
             })],
-            &[],
+            &["snapshots[].signed_by"],
         ),
         (
             "## `list`",
@@ -199,12 +210,14 @@ fn sections() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
                         copy: Box::new(copy()),
                         age_seconds: Some(1),
                         pushed_age_seconds: Some(1),
+                        signed_by: Some(signer()),
+                        untrusted: Some(s("u")),
                     },
                     RemoteListing::Damaged { id: s("20261201T000000Z"), damaged: s("d") },
                 ],
                 incomplete: vec![s("20261130T000000Z")],
             }))],
-            &["snapshots[].copy"],
+            &["snapshots[].copy", "snapshots[].signed_by"],
         ),
         (
             "## `status`",
@@ -265,8 +278,9 @@ fn sections() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
                 remote: Some(s("g")),
                 pulled: Some(true),
                 copy: Some(Box::new(copy())),
+                signed_by: Some(signer()),
             })],
-            &["copy"],
+            &["copy", "signed_by"],
         ),
         ("## `prune`", vec![v(&prune())], &["policy"]),
         (
@@ -296,14 +310,24 @@ fn sections() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
                 path: s("/s/20261202T000000Z"),
                 files: 1,
                 content_size: 1,
+                signed_by: signer(),
             })],
-            &[],
+            &["signed_by"],
         ),
         (
             "## `remote`",
             vec![
-                v(&RemoteReport::Added { name: s("g"), remote: remote(), changed: true }),
-                v(&RemoteReport::Listed { remotes: BTreeMap::from([(s("g"), remote())]) }),
+                v(&RemoteReport::Added {
+                    name: s("g"),
+                    remote: remote(),
+                    changed: true,
+                    signing_key: s("bwguard-ed25519:k"),
+                    key_created: true,
+                }),
+                v(&RemoteReport::Listed {
+                    remotes: BTreeMap::from([(s("g"), remote())]),
+                    signing_key: Some(s("bwguard-ed25519:k")),
+                }),
                 v(&RemoteReport::Removed { removed: s("g") }),
             ],
             &["remote", "remotes"],
@@ -347,6 +371,7 @@ fn sections() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
         ("### Bitwarden facts", vec![v(&bitwarden())], &["images"]),
         ("### Remote copy", vec![v(&copy())], &["bitwarden"]),
         ("### Remote", vec![v(&remote())], &[]),
+        ("### Signer", vec![v(&signer())], &[]),
         ("### Retention policy", vec![v(&policy())], &[]),
         ("### Procedure journal", vec![v(&journal())], &[]),
     ]

@@ -95,7 +95,7 @@ fn every_document_reads_as_its_type_and_says_what_happened() {
     assert!(cron.contains(" backup --scheduled --prune"), "{cron}");
 
     let remotes: RemoteReport = env.run(&["remote", "list", "--json"]).ok().parse();
-    assert_eq!(remotes, RemoteReport::Listed { remotes: Default::default() });
+    assert_eq!(remotes, RemoteReport::Listed { remotes: Default::default(), signing_key: None });
     let completions: CompletionsReport = env.run(&["completions", "bash", "--json"]).ok().parse();
     assert!(completions.shell == "bash" && completions.script.contains("_bwguard"));
     let man: ManReport = env.run(&["man", "--json"]).ok().parse();

@@ -62,20 +62,16 @@ impl Offsite {
 
     /// `remote add g …` with the key from the environment.
     fn add_remote(&self) -> Run {
+        self.finish(self.bwguard(&[]).args(&self.add_remote_args()))
+    }
+
+    /// The arguments of `remote add g …`.
+    fn add_remote_args(&self) -> Vec<String> {
         let url = format!("s3://{}/{PREFIX}", garage::BUCKET);
-        let endpoint = self.garage.endpoint();
-        self.run(&[
-            "remote",
-            "add",
-            "g",
-            &url,
-            "--endpoint",
-            &endpoint,
-            "--region",
-            REGION,
-            "--recipient",
-            &self.recipient,
-        ])
+        let args = ["remote", "add", "g", &url, "--endpoint", &self.garage.endpoint(), "--region", REGION];
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        args.extend(["--recipient".to_string(), self.recipient.clone()]);
+        args
     }
 
     /// A run with the S3 keys in its environment and no other AWS settings.
@@ -94,6 +90,12 @@ impl Offsite {
         let r = run.run();
         self.seen.borrow_mut().push_str(&format!("{}\n{}\n", r.stdout, r.stderr));
         r
+    }
+
+    /// This host's signing key (public half), as `remote list` prints it.
+    fn signing_key(&self) -> String {
+        let doc = self.run(&["remote", "list", "--json"]).ok().json();
+        doc["signing_key"].as_str().expect("the host has a signing key").to_string()
     }
 
     /// Runs the binary with the S3 keys, remembering what it printed.
@@ -193,13 +195,37 @@ fn push_list_verify_pull_and_roll_back_with_the_local_store_gone() {
         .ok()
         .says("decrypted, deep");
 
-    // The host's store is lost; a new store learns the remote again from the
-    // admin (address and public key), then rolls back from the copy.
+    // The host's store is lost, and with it its signing key; a new store
+    // learns the remote again from the admin (address, age public key and
+    // the old host's signing key, kept off the host), then rolls back from
+    // the copy.
+    let old_key = o.signing_key();
     wipe_store(&o.env.store);
     o.run(&["list", "--remote", "g"]).code(2).says("no remote \"g\"");
     o.add_remote().ok();
-    assert_eq!(o.remote_ids().0, local);
+    assert_ne!(o.signing_key(), old_key, "a new store made a new key");
+    let (ids, doc) = o.remote_ids();
+    assert_eq!(ids, local);
+    assert!(
+        doc.snapshots
+            .iter()
+            .all(|l| matches!(l, RemoteListing::Copy { signed_by: None, untrusted: Some(_), .. })),
+        "{doc:?}"
+    );
     let scim_id = &local[0];
+    // Copies signed by the old key are not trusted until the admin says so.
+    let r = o.run(&["rollback", scim_id, "--remote", "g", "--identity", o.id_arg(), "--yes", "--json"]);
+    r.error(5, "untrusted-copy");
+    assert!(r.stdout.contains(&old_key), "{}", r.stdout);
+    o.run(&["rollback", "--remote", "g", "--identity", o.id_arg(), "--yes"]).code(5).says("--trust-key");
+    assert!(!o.env.store.join(scim_id).exists(), "an untrusted copy was downloaded");
+    assert_same_tree(&after, &o.env.tree());
+    o.run(&["remote", "remove", "g"]).ok();
+    o.finish(o.bwguard(&[]).args(&o.add_remote_args()).args(&["--trust-key", old_key.as_str()])).ok();
+    let (_, doc) = o.remote_ids();
+    let RemoteListing::Copy { signed_by: Some(signer), .. } = &doc.snapshots[0] else { panic!("{doc:?}") };
+    assert_eq!(signer.key.as_deref(), Some(old_key.as_str()));
+    assert_eq!(signer.trusted_as, "saved with remote g");
     // Without a terminal and without --yes: refused before any download.
     o.run(&["rollback", scim_id, "--remote", "g", "--identity", o.id_arg()]).code(5);
     assert!(!o.env.store.join(scim_id).exists(), "a refused rollback downloaded the copy");
@@ -554,6 +580,21 @@ fn remote_mistakes_are_refused_and_save_nothing() {
     assert_eq!(r.json()["error"]["code"], 1);
     assert!(!r.stdout.contains(KEY_ID) && !r.stderr.contains(KEY_ID) && !r.stdout.contains("X-Amz"), "{r:?}");
     assert!(!env.store.join("remotes.json").exists(), "a remote that failed its check was saved");
+    assert!(!env.store.join("signing.key").exists(), "a remote that failed its check made a key");
+    let r = run(&[
+        "remote",
+        "add",
+        "g",
+        "s3://bucket/p",
+        "--endpoint",
+        dead,
+        "--recipient",
+        &recipient,
+        "--trust-key",
+        "ssh-ed25519 AAAA",
+        "--no-check",
+    ]);
+    r.code(2).says("bwguard-ed25519:");
     env.backup();
     run(&["push"]).code(5).says("no remote is set up");
     run(&[
@@ -583,4 +624,124 @@ fn remote_mistakes_are_refused_and_save_nothing() {
     run(&["verify", "--remote", "g", "--deep"]).code(2).says("--identity");
     run(&["remote", "remove", "g"]).ok();
     run(&["remote", "remove", "g"]).code(2);
+}
+
+/// Attack 7 of docs/safety.md: whoever can write to the bucket adds a newer
+/// copy, encrypted to the same public age recipient (so it decrypts fine)
+/// but signed by its own key, or unsigned, or rewrites a genuine copy's
+/// manifest. Root's bwguard restores, pulls, verifies and prunes only
+/// copies signed by a key it trusts, and says which.
+#[test]
+fn forged_copies_on_the_bucket_are_never_restored_pulled_or_counted() {
+    let Some(o) = Offsite::new(None) else { return };
+    let before_scim = o.env.tree();
+    let genuine = o.env.backup();
+    o.run(&["push"]).ok();
+    o.run(&["enable-scim"]).ok();
+    let after_scim = o.env.tree();
+    let host_key = o.signing_key();
+
+    // The attacker: an install and store of its own, the bucket's keys, the
+    // host's public age recipient; its copy is newer than the genuine one.
+    std::thread::sleep(Duration::from_millis(1100));
+    let attacker = TestEnv::new();
+    fs::write(attacker.config_path(), "# forged\nenable_scim: true\n").unwrap();
+    let as_attacker = |args: &[&str]| {
+        o.finish(
+            attacker
+                .bwguard(args)
+                .env("AWS_ACCESS_KEY_ID", KEY_ID)
+                .env("AWS_SECRET_ACCESS_KEY", SECRET)
+                .env("HOME", attacker.dir.path()),
+        )
+    };
+    as_attacker(&o.add_remote_args().iter().map(String::as_str).collect::<Vec<_>>()).ok();
+    let forged = attacker.backup();
+    as_attacker(&["push"]).ok();
+    let attacker_key =
+        as_attacker(&["remote", "list", "--json"]).ok().json()["signing_key"].as_str().unwrap().to_string();
+    assert_ne!(attacker_key, host_key);
+
+    // The listing shows both, the forged one as not trusted.
+    let (ids, doc) = o.remote_ids();
+    assert_eq!(ids, [forged.clone(), genuine.clone()]);
+    let RemoteListing::Copy { signed_by: None, untrusted: Some(why), .. } = &doc.snapshots[0] else {
+        panic!("{doc:?}")
+    };
+    assert!(why.contains(&attacker_key), "{why}");
+    o.run(&["list", "--remote", "g"]).ok().says("NOT TRUSTED").says("this host");
+
+    // Named, the forged copy is refused before anything is downloaded.
+    let store = o.env.store_tree();
+    let r = o.run(&["pull", &forged, "--remote", "g", "--identity", o.id_arg(), "--json"]);
+    r.error(5, "untrusted-copy");
+    o.run(&["rollback", &forged, "--remote", "g", "--identity", o.id_arg(), "--yes"]).code(5);
+    o.run(&["verify", "--remote", "g", &forged]).code(5).says("does not trust");
+    assert_same_tree(&store, &o.env.store_tree());
+    assert_same_tree(&after_scim, &o.env.tree());
+    // Unnamed, "the newest copy" is the newest trusted one; the forged one
+    // is passed over, and said so.
+    let r = o.run(&["rollback", "--remote", "g", "--identity", o.id_arg(), "--yes", "--json"]);
+    r.ok();
+    assert!(r.stderr.contains(&format!("passed over the newer copy {forged}")), "{}", r.stderr);
+    let done: RollbackReport = r.parse();
+    assert_eq!(done.id, genuine);
+    let signer = done.signed_by.expect("the report says who signed the copy");
+    assert_eq!((signer.key.as_deref(), signer.trusted_as.as_str()), (Some(host_key.as_str()), "this host"));
+    assert_same_tree(&before_scim, &o.env.tree());
+    o.run(&["verify", "--remote", "g"]).ok().says(&format!("{genuine}  ok on g")).says("this host");
+
+    // The admin can trust another key explicitly, and is told so.
+    let r = o.run(&[
+        "rollback",
+        &forged,
+        "--remote",
+        "g",
+        "--identity",
+        o.id_arg(),
+        "--dry-run",
+        "--trust-key",
+        &attacker_key,
+        "--json",
+    ]);
+    let dry: RollbackReport = r.ok().parse();
+    assert_eq!(dry.signed_by.map(|s| s.trusted_as).as_deref(), Some("--trust-key"));
+
+    // Forged copies neither count toward retention nor are deleted by it:
+    // with one more genuine copy, keep-last 1 removes the older genuine one.
+    std::thread::sleep(Duration::from_millis(1100));
+    let newer = o.env.backup();
+    o.run(&["push", &newer]).ok();
+    o.run(&["prune", "--remote", "g", "--keep-last", "1"]).ok().says("left alone and not counted");
+    assert_eq!(o.remote_ids().0, [newer.clone(), forged.clone()]);
+
+    // Unsigned: refused unless the admin allows it.
+    let client = o.garage.client(PREFIX);
+    client.delete(&format!("{forged}/manifest.json.sig")).unwrap();
+    o.run(&["pull", &forged, "--remote", "g", "--identity", o.id_arg()]).code(5).says("is not signed");
+    let r = o.run(&[
+        "rollback",
+        &forged,
+        "--remote",
+        "g",
+        "--identity",
+        o.id_arg(),
+        "--dry-run",
+        "--allow-unsigned",
+        "--json",
+    ]);
+    let dry: RollbackReport = r.ok().parse();
+    assert_eq!(dry.signed_by.map(|s| s.key), Some(None));
+
+    // A genuine copy whose public manifest was rewritten (its signature
+    // kept): damage, exit 3.
+    let (_, mut body) = client.get(&format!("{newer}/manifest.json")).unwrap();
+    let mut manifest = String::new();
+    body.read_to_string(&mut manifest).unwrap();
+    let rewritten = manifest.replace("\"pinned\": false", "\"pinned\": true");
+    assert_ne!(rewritten, manifest);
+    client.put(&format!("{newer}/manifest.json"), rewritten.as_bytes()).unwrap();
+    o.run(&["verify", "--remote", "g", &newer]).code(3).says("does not match manifest.json");
+    o.run(&["pull", &newer, "--remote", "g", "--identity", o.id_arg()]).code(3);
+    o.assert_no_credentials();
 }
