@@ -27,7 +27,7 @@ case "$seconds" in '' | *[!0-9]*)
 esac
 sanitizer="${FUZZ_SANITIZER:-none}"
 timeout="${FUZZ_TIMEOUT:-20}"
-targets=(config_edit snapshot_reader)
+targets=(config_edit snapshot_reader state_files)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "== installing cargo-fuzz"

@@ -12,6 +12,7 @@ use crate::cli::GlobalArgs;
 use crate::engine::session::{self, Writing};
 use crate::error::Result;
 use crate::install::Install;
+use crate::report::human::printable;
 
 /// How much to say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,7 +71,7 @@ impl Output {
     /// A warning on stderr: always shown, JSON mode included.
     pub fn warn(&mut self, line: impl AsRef<str>) {
         let label = crate::report::human::paint("warning:", 33, self.colour);
-        write_line(&mut self.err, &format!("{label} {}", line.as_ref()));
+        write_raw(&mut self.err, &format!("{label} {}", printable(line.as_ref())));
     }
 
     /// Writes the command's JSON document (only in `--json` mode).
@@ -82,7 +83,7 @@ impl Output {
                     serde_json::to_string(&crate::report::ErrorReport::of(&e))
                 })
                 .unwrap_or_default();
-            write_line(&mut self.out, &text);
+            write_raw(&mut self.out, &text);
         }
     }
 
@@ -97,8 +98,14 @@ impl Output {
     }
 }
 
-/// Writes a line; a closed pipe (e.g. `| head`) is not an error worth dying for.
+/// Writes a line of human output, control characters escaped.
 fn write_line(w: &mut Box<dyn Write>, line: &str) {
+    write_raw(w, &printable(line));
+}
+
+/// Writes a line as it is; a closed pipe (e.g. `| head`) is not an error
+/// worth dying for.
+fn write_raw(w: &mut Box<dyn Write>, line: &str) {
     let _ = writeln!(w, "{line}").and_then(|_| w.flush());
 }
 

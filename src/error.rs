@@ -104,6 +104,9 @@ kinds! {
         UntrustedStore = "untrusted-store",
         /// A copy on a remote is not signed by a key this host trusts.
         UntrustedCopy = "untrusted-copy",
+        /// The data directory is a link another user made: root does not
+        /// follow it.
+        UntrustedLink = "untrusted-link",
         /// The user who runs bitwarden.sh cannot reach the Docker daemon.
         DockerUnreachable = "docker-unreachable",
         /// Neither `docker compose` nor `docker-compose` works.

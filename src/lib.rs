@@ -146,7 +146,7 @@ fn log_line(command: &str, result: &Result<Report>, took: std::time::Duration) {
             e.kind()
         ),
     };
-    let _ = writeln!(std::io::stderr(), "{line}");
+    let _ = writeln!(std::io::stderr(), "{}", report::human::one_line(&line));
 }
 
 /// Prints an error on stderr (`error:` and `hint:` lines) and, with
@@ -155,9 +155,10 @@ pub fn report_error(e: &Error, json: bool) {
     let doc = ErrorReport::of(e);
     let mut err = std::io::stderr();
     let colour = report::human::colour_stderr();
-    let _ = writeln!(err, "{} {e}", report::human::paint("error:", 31, colour));
+    let printable = |t: &str| report::human::printable(t).into_owned();
+    let _ = writeln!(err, "{} {}", report::human::paint("error:", 31, colour), printable(&e.to_string()));
     if let Some(h) = &doc.error.hint {
-        let _ = writeln!(err, "{} {h}", report::human::paint("hint:", 36, colour));
+        let _ = writeln!(err, "{} {}", report::human::paint("hint:", 36, colour), printable(h));
     }
     if json {
         print_json(&doc);

@@ -23,11 +23,19 @@ pub struct ScopeArgs {
     pub db_backed_up_elsewhere: bool,
 }
 
+/// A `--note`: one line of printable text.
+fn note(text: &str) -> Result<String, String> {
+    match text.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!("a note is one line of text; it holds the control character {:?}", c)),
+        None => Ok(text.to_string()),
+    }
+}
+
 /// Arguments of `backup`.
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// A note stored in the manifest and shown by `list`
-    #[arg(long, value_name = "TEXT")]
+    /// A note stored in the manifest and shown by `list` (one line, no control characters)
+    #[arg(long, value_name = "TEXT", value_parser = note)]
     pub note: Option<String>,
     /// Deflate level, 1 (fastest) to 9 (smallest) [default: 2]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=9))]

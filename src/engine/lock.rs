@@ -20,6 +20,19 @@ use crate::files;
 /// Name of the lock file inside the store.
 pub const LOCK_FILE: &str = "lock";
 
+/// The most of the lock file's text that is read.
+const HOLDER_CAP: usize = 512;
+
+/// The holder named by the lock file's bytes, on one line, at most
+/// [`HOLDER_CAP`] bytes of it; "a run that is starting" if empty.
+pub fn holder(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(HOLDER_CAP)]);
+    match text.trim() {
+        "" => "a run that is starting".to_string(),
+        t => crate::report::human::one_line(t).into_owned(),
+    }
+}
+
 /// An exclusive hold on the store; released on drop.
 #[derive(Debug)]
 pub struct StoreLock {
@@ -53,12 +66,9 @@ impl StoreLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = holder.trim();
-                let holder =
-                    if holder.is_empty() { "a run that is starting".to_string() } else { holder.to_string() };
-                return Err(Error::Busy { path, holder });
+                let mut text = Vec::new();
+                let _ = (&mut file).take(HOLDER_CAP as u64).read_to_end(&mut text);
+                return Err(Error::Busy { path, holder: holder(&text) });
             }
             Err(TryLockError::Error(e)) => return Err(Error::io("cannot lock", &path, e)),
         }

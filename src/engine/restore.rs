@@ -110,7 +110,7 @@ impl Journal {
     pub fn read(store: &Store) -> Result<Option<Journal>> {
         let path = Self::path(store);
         match files::read_small(&path, files::SMALL_CAP) {
-            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+            Ok(b) => Journal::parse(&b).map(Some).map_err(|e| {
                 Error::failed(
                     Failure::BadStateFile,
                     format!("the rollback journal {} is unreadable: {e}", path.display()),
@@ -120,6 +120,12 @@ impl Journal {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("cannot read", &path, e)),
         }
+    }
+
+    /// Parses a journal's bytes (its parts are checked by [`check_units`]
+    /// before anything is done with them).
+    pub fn parse(bytes: &[u8]) -> std::result::Result<Journal, String> {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
     }
 
     /// Writes the journal atomically.
@@ -232,25 +238,16 @@ impl Places {
 }
 
 /// Refuses parts a journal names that no snapshot could hold: a path that
-/// is not plain, or one outside the data directory and bitwarden.sh (a
-/// journal is checked like a manifest's parts).
-fn check_units(install: &Install, units: &[Unit]) -> Result<()> {
+/// is not plain, or one outside the data directory `data_name` and
+/// bitwarden.sh (a journal is checked like a manifest's parts).
+pub fn check_units(data_name: &str, units: &[Unit]) -> std::result::Result<(), String> {
     for u in units {
-        let inside = u.rel == install.data_name
-            || u.rel.strip_prefix(&install.data_name).is_some_and(|r| r.starts_with('/'))
+        archive::check_rel_path(&u.rel)?;
+        let inside = u.rel == data_name
+            || u.rel.strip_prefix(data_name).is_some_and(|r| r.starts_with('/'))
             || u.rel == crate::engine::scope::SCRIPT;
-        if let Err(problem) = archive::check_rel_path(&u.rel).and_then(|()| {
-            if inside {
-                Ok(())
-            } else {
-                Err(format!("{} is not a part of the install bwguard restores", u.rel))
-            }
-        }) {
-            return Err(Error::failed(
-                Failure::BadStateFile,
-                format!("the rollback journal names a part it cannot: {problem}"),
-                "inspect the install by hand; the journal names the parts being swapped",
-            ));
+        if !inside {
+            return Err(format!("{} is not a part of the install bwguard restores", u.rel));
         }
     }
     Ok(())
@@ -629,7 +626,13 @@ pub fn recover(install: &Install, store: &Store) -> Result<Option<String>> {
             ),
         ));
     }
-    check_units(install, &journal.units)?;
+    check_units(&install.data_name, &journal.units).map_err(|problem| {
+        Error::failed(
+            Failure::BadStateFile,
+            format!("the rollback journal names a part it cannot: {problem}"),
+            "inspect the install by hand; the journal names the parts being swapped",
+        )
+    })?;
     let said = match journal.phase {
         Phase::Staging => {
             remove_staging(install, &journal.units)?;

@@ -8,6 +8,7 @@ pub mod helm;
 pub mod live;
 pub mod preflight;
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Refusal, Result};
@@ -34,6 +35,28 @@ pub struct Install {
     pub store: PathBuf,
 }
 
+/// Refuses a data directory that is a symbolic link made by another user
+/// than the one running: the install's owner could point it anywhere
+/// (root's files, root's store) between two runs. A link root made (the
+/// data moved to a bigger disk) is followed.
+fn refuse_others_link(data: &Path) -> Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(data) else { return Ok(()) };
+    let me = rustix::process::geteuid().as_raw();
+    if !meta.file_type().is_symlink() || meta.uid() == me {
+        return Ok(());
+    }
+    let target = std::fs::read_link(data).map(|t| t.display().to_string()).unwrap_or_default();
+    Err(Error::refused(
+        Refusal::UntrustedLink,
+        format!(
+            "{} is a symbolic link to {target} made by uid {}, which can point it anywhere; bwguard does not follow it",
+            data.display(),
+            meta.uid()
+        ),
+        "move the data directory back in place of the link, or run bwguard as the install's owner",
+    ))
+}
+
 impl Install {
     /// Resolves the data directory and the store from the flags and `cwd`.
     pub fn resolve(bwdata: Option<&Path>, store: Option<&Path>, cwd: &Path) -> Result<Install> {
@@ -51,6 +74,7 @@ impl Install {
                 .find(|p| p.is_dir())
                 .ok_or_else(|| Error::NoDataDirHere(cwd.to_path_buf()))?,
         };
+        refuse_others_link(&data)?;
         let data = data.canonicalize().map_err(|e| Error::io("cannot resolve", &data, e))?;
         let (Some(dir), Some(name)) = (data.parent(), data.file_name()) else {
             return Err(Error::NoDataDir(data));

@@ -150,7 +150,8 @@ impl Runner {
         let (tx, rx) = mpsc::channel::<String>();
         std::thread::spawn(move || {
             for line in BufReader::new(reader).split(b'\n').map_while(std::result::Result::ok) {
-                if tx.send(String::from_utf8_lossy(&line).trim_end_matches('\r').to_string()).is_err() {
+                let line = without_colours(String::from_utf8_lossy(&line).trim_end_matches('\r'));
+                if tx.send(line).is_err() {
                     break;
                 }
             }
@@ -223,7 +224,7 @@ impl Live {
         if let Some(bar) = &self.0
             && !line.trim().is_empty()
         {
-            bar.set_message(line.to_string());
+            bar.set_message(crate::report::human::one_line(line).into_owned());
         }
     }
 }
@@ -264,6 +265,27 @@ fn clean(lines: &[String]) -> Vec<String> {
     out
 }
 
+/// `line` without the colour sequences (`ESC [ … m`) scripts print; any
+/// other control character is escaped when shown.
+fn without_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find("\x1b[") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let end = after.find(|c: char| !(c.is_ascii_digit() || c == ';'));
+        match end {
+            Some(e) if after[e..].starts_with('m') => rest = &after[e + 1..],
+            _ => {
+                out.push('\x1b');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The last [`TAIL_LINES`] lines.
 fn tail(lines: &[String]) -> String {
     lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
@@ -272,6 +294,14 @@ fn tail(lines: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colours_go_and_other_escapes_stay_to_be_escaped() {
+        assert_eq!(without_colours("\x1b[0;32mok\x1b[0m done"), "ok done");
+        assert_eq!(without_colours("a\x1b]0;title\x07b"), "a\x1b]0;title\x07b");
+        assert_eq!(without_colours("\x1b[2Jx\x1b["), "\x1b[2Jx\x1b[");
+        assert_eq!(crate::report::human::printable("\x1b[2Jx\n"), "\\u{1b}[2Jx\n");
+    }
 
     #[test]
     fn the_banner_and_docker_inspect_usage_are_left_out() {

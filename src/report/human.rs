@@ -1,4 +1,7 @@
-//! Sizes and ages in human units, and colours for labels.
+//! Sizes and ages in human units, colours for labels, and text made safe
+//! for a terminal.
+
+use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 
@@ -14,6 +17,32 @@ pub fn colour_stderr() -> bool {
 /// `label` in bold ANSI colour `code` (31 red, 32 green, 33 yellow, 36 cyan) when `on`.
 pub fn paint(label: &str, code: u8, on: bool) -> String {
     if on { format!("\x1b[1;{code}m{label}\x1b[0m") } else { label.to_string() }
+}
+
+/// `text` with every control character but newline and tab escaped
+/// (`\u{1b}`): notes, version pins, file names and the output of
+/// Bitwarden's scripts come from files another user can write, and must
+/// not reach a terminal as escape sequences. Every human line goes through
+/// this ([`crate::context::Output`], errors, the log line).
+pub fn printable(text: &str) -> Cow<'_, str> {
+    escape(text, |c| c == '\n' || c == '\t')
+}
+
+/// [`printable`], newlines and tabs escaped too: for a value that must stay
+/// on its line (a table cell, a log line).
+pub fn one_line(text: &str) -> Cow<'_, str> {
+    escape(text, |_| false)
+}
+
+fn escape(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && !keep(c)) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| if c.is_control() && !keep(c) { c.escape_default().to_string() } else { c.to_string() })
+            .collect(),
+    )
 }
 
 /// Parses an age like `90m`, `26h`, `2d` or `1w` into seconds.
@@ -81,5 +110,14 @@ mod tests {
         assert_eq!(parse_age("2d"), Ok(2 * 86400));
         assert_eq!(parse_age("90m"), Ok(5400));
         assert!(parse_age("2x").is_err() && parse_age("h").is_err() && parse_age("0h").is_err());
+    }
+
+    #[test]
+    fn control_characters_never_pass_raw() {
+        let hostile = "2026.8.0\x1b]0;owned\x07\x1b[2J\u{9b}31m\r";
+        assert_eq!(printable(hostile), "2026.8.0\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{9b}31m\\r");
+        assert_eq!(printable("two\nlines\tand a tab"), "two\nlines\tand a tab");
+        assert_eq!(one_line("two\nlines\tand a tab"), "two\\nlines\\tand a tab");
+        assert!(matches!(printable("plain ünïcode"), Cow::Borrowed(_)));
     }
 }

@@ -1,9 +1,12 @@
 //! Aligned text tables for `list` and `list --remote`.
 
-/// Pads columns so they line up.
+/// Pads columns so they line up; each cell on its line, control
+/// characters escaped.
 pub fn table<const N: usize>(rows: &[[String; N]]) -> Vec<String> {
+    let rows: Vec<[String; N]> =
+        rows.iter().map(|r| r.clone().map(|c| super::human::one_line(&c).into_owned())).collect();
     let mut width = [0usize; N];
-    for r in rows {
+    for r in &rows {
         for (w, c) in width.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }

@@ -16,6 +16,7 @@ mod helm;
 mod hostile;
 mod live;
 mod offsite;
+mod owner;
 mod prune;
 mod roundtrip;
 mod schedule;

@@ -196,6 +196,33 @@ impl Bwguard {
         }
     }
 
+    /// Runs to completion within `limit`, or kills it and fails the test:
+    /// for runs that must not hang.
+    #[track_caller]
+    pub fn run_within(self, limit: std::time::Duration) -> Run {
+        let child =
+            self.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start bwguard");
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        match rx.recv_timeout(limit) {
+            Ok(out) => {
+                let out = out.expect("wait for bwguard");
+                Run {
+                    code: out.status.code().unwrap_or(-1),
+                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                }
+            }
+            Err(_) => {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                panic!("bwguard {:?} ran longer than {limit:?}: it hangs", self.args);
+            }
+        }
+    }
+
     /// Starts it in the background, its output discarded (to kill it, or
     /// race it).
     pub fn spawn(self) -> Child {
