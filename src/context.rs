@@ -195,8 +195,16 @@ impl Ctx {
                 install.store.display()
             ));
         }
-        let writing = session::begin(install, command, self.now)?;
+        let mut writing = session::begin(install, command, self.now)?;
         for said in &writing.notices {
+            self.out.warn(said);
+        }
+        // The database container a killed `backup --pause-db` stopped comes
+        // back before anything else happens.
+        writing.resumed_db = crate::procedure::pause::recover(install, &writing.store)?;
+        if let Some(said) = &writing.resumed_db
+            && command != "resume-db"
+        {
             self.out.warn(said);
         }
         Ok(writing)

@@ -111,6 +111,9 @@ kinds! {
         DockerUnreachable = "docker-unreachable",
         /// Neither `docker compose` nor `docker-compose` works.
         NoCompose = "no-compose",
+        /// `--pause-db`: the snapshot would keep the database down longer
+        /// than `--max-downtime`; nothing was stopped.
+        DowntimeTooLong = "downtime-too-long",
     }
 }
 
@@ -150,6 +153,15 @@ kinds! {
         /// `backup --push`: the snapshot was taken and verified, the push
         /// failed (the message says why).
         PushFailed = "push-failed",
+        /// `--pause-db`: the snapshot took longer than `--max-downtime`; it
+        /// was abandoned and the database started again.
+        DowntimeExceeded = "downtime-exceeded",
+        /// A signal (SIGINT, SIGTERM, SIGHUP) stopped the run while the
+        /// database was paused; it was started again.
+        Interrupted = "interrupted",
+        /// The database container bwguard stopped did not start again: the
+        /// vault is down (the message says what Docker saw, the hint what to run).
+        DatabaseDown = "database-down",
         /// A bug in bwguard (a thread panicked, an impossible state).
         Internal = "internal",
     }

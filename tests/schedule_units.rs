@@ -44,6 +44,7 @@ fn layout(dir: &Path, bin: &str, install: &str) -> Job {
         live: false,
         push: None,
         user: None,
+        pause_db: true,
     }
 }
 
@@ -142,6 +143,14 @@ fn cron_line_runs_the_intended_command() {
         "--prune".into(),
         "--quiet".into(),
         "--no-progress".into(),
+        "--pause-db".into(),
+        // After the backup, whatever became of it: the database comes back.
+        "--bwdata".to_owned(),
+        path(&job.bwdata),
+        "--store".into(),
+        path(&job.store),
+        "--quiet".into(),
+        "resume-db".into(),
     ];
     assert_eq!(cron_argv(&render_cron(&job, false).unwrap(), 5), want);
     assert_eq!(cron_argv(&render_cron(&job, true).unwrap(), 6), want);

@@ -105,6 +105,12 @@ pub enum Command {
     Unpin(UnpinArgs),
     /// Delete one snapshot (asks first; a pinned one needs --force)
     Forget(ForgetArgs),
+    /// Start the database container if an interrupted `backup --pause-db` left it stopped
+    ///
+    /// Every writing run does this first; this command does only that, for
+    /// the scheduled unit's ExecStopPost= and for the admin. A container
+    /// bwguard did not stop is never touched.
+    ResumeDb(ResumeDbArgs),
     /// Copy snapshots to a remote, encrypted (default: the newest)
     ///
     /// Each snapshot is read once, encrypted with age to the remote's
@@ -133,6 +139,10 @@ pub struct CompletionsArgs {
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
 }
+
+/// Arguments of `resume-db` (none).
+#[derive(Debug, Args)]
+pub struct ResumeDbArgs {}
 
 /// Arguments of `man` (none).
 #[derive(Debug, Args)]

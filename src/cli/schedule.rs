@@ -100,9 +100,12 @@ pub struct JobArgs {
     /// Random delay added to each run, so many hosts do not start at once
     #[arg(long, value_name = "TIME", default_value = "15min")]
     pub randomized_delay: String,
-    /// Take live (crash-consistent) snapshots while Bitwarden runs, instead of failing with exit 5
-    #[arg(long)]
+    /// Take live (crash-consistent) snapshots while Bitwarden runs, instead of pausing the database
+    #[arg(long, conflicts_with = "no_pause")]
     pub live: bool,
+    /// Do not pause the database container (the default for a built-in database under Docker): a backup while Bitwarden runs then fails with exit 5
+    #[arg(long)]
+    pub no_pause: bool,
     /// Run the backup as this user (default: root)
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,

@@ -46,6 +46,12 @@ pub struct BackupArgs {
     /// After the verified backup, push it to this remote (the only one if no name is given)
     #[arg(long, value_name = "REMOTE", num_args = 0..=1, default_missing_value = "")]
     pub push: Option<String>,
+    /// Stop only the database container for the snapshot (the rest of Bitwarden keeps running) and start it again as soon as every file is read
+    #[arg(long, conflicts_with = "live")]
+    pub pause_db: bool,
+    /// With --pause-db: refuse, or abandon the snapshot, when the database would be down longer [default: 10m]
+    #[arg(long, value_name = "DUR", value_parser = crate::report::human::parse_age, requires = "pause_db")]
+    pub max_downtime: Option<u64>,
     /// Record the reason `scheduled` (used by the timer and cron line)
     #[arg(long, hide = true)]
     pub scheduled: bool,

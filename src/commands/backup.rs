@@ -2,6 +2,8 @@
 //! `--push` and `--prune`, copy it off the host and apply the retention
 //! policy.
 
+use std::time::Duration;
+
 use super::Run;
 use crate::cli::BackupArgs;
 use crate::context::Ctx;
@@ -11,6 +13,7 @@ use crate::error::{Error, Failure, Result};
 use crate::install::facts::DatabaseMode;
 use crate::install::preflight;
 use crate::offsite;
+use crate::procedure::pause;
 use crate::report::{BackupReport, SnapshotReport};
 use crate::schedule::{policy, prune};
 
@@ -35,7 +38,12 @@ impl Run for BackupArgs {
         req.level = self.level.unwrap_or(req.level);
         req.progress = ctx.progress;
         ctx.out.info(format!("Taking a snapshot of {} into {}", install.dir.display(), store.root.display()));
-        let m = snapshot::take(&install, store, &req, ctx.now)?;
+        let m = if self.pause_db {
+            let limit = self.max_downtime.map_or(pause::DEFAULT_MAX_DOWNTIME, Duration::from_secs);
+            pause::take_paused(&mut ctx.out, &install, store, &mut req, ctx.now, limit)?
+        } else {
+            snapshot::take(&install, store, &req, ctx.now)?
+        };
         let snapshot = SnapshotReport::of(&m, &store.dir(&m.id));
         ctx.out.show(&snapshot);
         ctx.out.result(&m.id);

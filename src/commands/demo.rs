@@ -92,6 +92,8 @@ fn steps(ctx: &mut Ctx, install: &Path) -> Result<String> {
             level: None,
             prune: false,
             push: None,
+            pause_db: false,
+            max_downtime: None,
             scheduled: false,
             retention: Default::default(),
             scope,

@@ -21,6 +21,7 @@ pub mod prune;
 pub mod pull;
 pub mod push;
 pub mod remote;
+pub mod resume_db;
 pub mod rollback;
 pub mod schedule;
 pub mod status;

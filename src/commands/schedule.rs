@@ -10,6 +10,8 @@ use crate::cli::{JobArgs, ScheduleArgs, ScheduleCommand, SchedulePrintArgs, Unit
 use crate::context::Ctx;
 use crate::error::{Error, Failure, Result};
 use crate::files;
+use crate::install::facts::DatabaseMode;
+use crate::install::{live, preflight};
 use crate::offsite::remote;
 use crate::report::ScheduleReport;
 use crate::schedule::policy::{POLICY_FILE, save_policy};
@@ -36,6 +38,7 @@ fn job(args: &JobArgs, ctx: &Ctx) -> Result<Job> {
     let install = ctx.install()?;
     let exe = std::env::current_exe().map_err(|e| Error::io("cannot find", "the bwguard binary", e))?;
     let exe = exe.canonicalize().unwrap_or(exe);
+    let pause_db = pause_by_default(args, &install);
     Ok(Job {
         bwguard: exe,
         bwdata: install.data,
@@ -45,11 +48,47 @@ fn job(args: &JobArgs, ctx: &Ctx) -> Result<Job> {
         live: args.live,
         push: args.push.clone(),
         user: args.user.clone(),
+        pause_db,
     })
+}
+
+/// `--pause-db` unless the admin chose `--live` or `--no-pause`, for a
+/// built-in database under Docker (a compose file Setup wrote).
+fn pause_by_default(args: &JobArgs, install: &crate::install::Install) -> bool {
+    !args.live
+        && !args.no_pause
+        && preflight::database_mode(install) == DatabaseMode::BuiltIn
+        && install.data.join("docker/docker-compose.yml").is_file()
+}
+
+/// Says which mode the job runs in, and warns when it would refuse every
+/// night on this install as it runs now.
+fn say_mode(ctx: &mut Ctx, job: &Job) -> Result<()> {
+    let install = ctx.install()?;
+    if job.pause_db {
+        ctx.out.info(
+            "each scheduled backup stops only the database container for the snapshot and starts it again \
+             (--pause-db; choose --live or --no-pause for another way)",
+        );
+    } else if job.live {
+        ctx.out.warn(
+            "--live: scheduled snapshots are taken while Bitwarden runs; they are crash-consistent at best",
+        );
+    } else if preflight::database_mode(&install) == DatabaseMode::BuiltIn {
+        let open = !live::scan(&preflight::database_dir(&install), Path::new("/proc")).holders.is_empty();
+        if open {
+            ctx.out.warn(
+                "Bitwarden runs now: without --pause-db (the default, left out by --no-pause) or --live, \
+                 every scheduled backup while it runs fails with exit 5",
+            );
+        }
+    }
+    Ok(())
 }
 
 fn print(args: &SchedulePrintArgs, ctx: &mut Ctx) -> Result<ScheduleReport> {
     let job = job(&args.job, ctx)?;
+    say_mode(ctx, &job)?;
     if args.cron {
         let cron = units::render_cron(&job, true).map_err(Error::Usage)?;
         return Ok(ScheduleReport::Cron { cron });
@@ -87,11 +126,7 @@ fn install(args: &ScheduleArgs, ctx: &mut Ctx) -> Result<ScheduleReport> {
     files::write_atomic(&dir.join(TIMER), timer.as_bytes(), own)?;
     let steps = [vec!["daemon-reload"], vec!["enable", "--now", TIMER]];
     let ran = systemctl(ctx, &steps, "enable the timer")?;
-    if job.live {
-        ctx.out.warn(
-            "--live: scheduled snapshots are taken while Bitwarden runs; they are crash-consistent at best",
-        );
-    }
+    say_mode(ctx, &job)?;
     Ok(ScheduleReport::Installed {
         unit_dir: dir.display().to_string(),
         service: SERVICE.into(),

@@ -1,4 +1,6 @@
-//! `status`: the state of the install and of the store. Read-only: no lock.
+//! `status`: the state of the install and of the store. Read-only, no
+//! lock, with one exception: a database container that an interrupted
+//! `backup --pause-db` left stopped is started (under the lock).
 
 use std::path::Path;
 
@@ -14,6 +16,7 @@ use crate::files;
 use crate::install::config::Config;
 use crate::install::{facts, live, preflight};
 use crate::offsite::remote::Remotes;
+use crate::procedure::pause;
 use crate::report::StatusReport;
 use crate::report::human::{age, human_age};
 use crate::report::{FreeBytes, HolderDoc, Newest, RemoteDoc};
@@ -24,6 +27,20 @@ impl Run for StatusArgs {
     fn run(&self, ctx: &mut Ctx) -> Result<StatusReport> {
         let install = ctx.install()?;
         let store = install.open_store()?;
+        // A database container an interrupted `backup --pause-db` stopped is
+        // started here too; one a running backup has paused is only named.
+        let database_paused = match pause::Journal::read(&store.root) {
+            Ok(Some(entry)) => match ctx.begin_write(&install, "status") {
+                Ok(_) => None,
+                Err(Error::Busy { holder, .. }) => Some(format!(
+                    "{} stopped it at {} and holds the store ({holder})",
+                    entry.command, entry.stopped_at
+                )),
+                Err(e) => Some(e.to_string()),
+            },
+            Ok(None) => None,
+            Err(e) => Some(e.to_string()),
+        };
         let info = facts::read_info(&install);
         let config = files::read_small(&install.config_path(), files::SMALL_CAP)
             .map_err(|e| e.to_string())
@@ -47,6 +64,7 @@ impl Run for StatusArgs {
             created: m.created.clone(),
             reason: m.reason.clone(),
             age_seconds: age(m, ctx.now),
+            database_pause: m.database_pause.clone(),
         });
         let journal = Journal::read(&store).ok().flatten();
         let orphans = if journal.is_none() { restore::orphan_staging(&install) } else { Vec::new() };
@@ -81,6 +99,7 @@ impl Run for StatusArgs {
             interrupted_rollback: journal.map(|j| j.id),
             incomplete_snapshots: store.incomplete()?,
             orphan_staging: orphans.iter().map(|p| p.display().to_string()).collect(),
+            database_paused,
             newest_good: None,
         };
         ctx.out.show(&report);
@@ -125,6 +144,7 @@ fn newest_good(store: &Store, max: u64, ctx: &mut Ctx) -> Result<Newest> {
             created: m.created.clone(),
             reason: m.reason.clone(),
             age_seconds: Some(age),
+            database_pause: m.database_pause.clone(),
         });
     }
     Err(Error::failed(Failure::StaleBackups, format!("no good snapshot in {}", store.root.display()), hint))

@@ -61,6 +61,28 @@ pub struct Manifest {
     /// bytes may be torn; the checksums are of what was archived).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changed_while_reading: Vec<String>,
+    /// Seconds the sources took to read and archive, the measure of the
+    /// next paused snapshot's downtime (absent in older manifests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_seconds: Option<f64>,
+    /// With `backup --pause-db`: the database container's pause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_pause: Option<DatabasePause>,
+}
+
+/// The database container stopped for a cold snapshot while the rest of
+/// Bitwarden ran (`backup --pause-db`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DatabasePause {
+    /// The container (`bitwarden-mssql`).
+    pub container: String,
+    /// When bwguard asked Docker to stop it, RFC 3339 UTC.
+    pub stopped_at: String,
+    /// When the engine was back (running and holding its files), RFC 3339
+    /// UTC; absent if it did not come back while bwguard watched.
+    pub started_at: Option<String>,
+    /// Seconds from the stop to the engine being back.
+    pub downtime_seconds: Option<f64>,
 }
 
 /// Bitwarden facts recorded in the manifest.

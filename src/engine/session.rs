@@ -21,6 +21,10 @@ pub struct Writing {
     /// What was found and done about leftovers, one sentence each, for the
     /// caller to say.
     pub notices: Vec<String>,
+    /// What was done about a database container an interrupted
+    /// `backup --pause-db` left stopped (set by the caller, which can reach
+    /// Docker).
+    pub resumed_db: Option<String>,
 }
 
 /// Starts a writing run of `command` on `install`: the lock at once (or
@@ -62,5 +66,5 @@ pub fn begin(install: &Install, command: &str, now: chrono::DateTime<chrono::Utc
              if that store is gone, check their contents and remove them by hand",
         ));
     }
-    Ok(Writing { lock, store, notices })
+    Ok(Writing { lock, store, notices, resumed_db: None })
 }

@@ -17,10 +17,10 @@ use crate::engine::archive;
 use crate::engine::beneath::Dir;
 use crate::engine::gz::{self, ParallelGz};
 use crate::engine::manifest::{
-    ARCHIVE, ARCHIVE_SUM, ArchiveInfo, Compression, FORMAT, MANIFEST, Manifest, SUMS, render_archive_sum,
-    render_sums,
+    ARCHIVE, ARCHIVE_SUM, ArchiveInfo, Compression, DatabasePause, FORMAT, MANIFEST, Manifest, SUMS,
+    render_archive_sum, render_sums,
 };
-use crate::engine::progress::Progress;
+use crate::engine::progress::{Abort, Progress};
 use crate::engine::readback::{self, ReadBack};
 use crate::engine::room::{self, Need};
 use crate::engine::scope::{self, Scope};
@@ -50,6 +50,9 @@ pub struct Request {
     pub live: bool,
     /// Draw a progress bar.
     pub progress: bool,
+    /// When to give up reading the sources (the database's downtime limit,
+    /// a signal).
+    pub abort: Abort,
 }
 
 impl Request {
@@ -62,6 +65,7 @@ impl Request {
             level: DEFAULT_LEVEL,
             live: false,
             progress: false,
+            abort: Abort::default(),
         }
     }
 }
@@ -71,6 +75,20 @@ impl Request {
 /// files are open unless `req.live`, and (rule 8) when the store's
 /// filesystem has no room for the archive's upper bound.
 pub fn take(install: &Install, store: &Store, req: &Request, now: DateTime<Utc>) -> Result<Manifest> {
+    take_with(install, store, req, now, &mut || None)
+}
+
+/// [`take`], calling `after_read` once every source has been read and the
+/// archive is on disk, before it is read back: the database may run again
+/// from then on (`backup --pause-db`), and what `after_read` returns is
+/// recorded in the manifest.
+pub fn take_with(
+    install: &Install,
+    store: &Store,
+    req: &Request,
+    now: DateTime<Utc>,
+    after_read: &mut dyn FnMut() -> Option<DatabasePause>,
+) -> Result<Manifest> {
     let (parts, sources) = scope::collect(install, &req.scope)?;
     room::room(&[Need {
         path: room::existing_ancestor(&store.root),
@@ -79,7 +97,7 @@ pub fn take(install: &Install, store: &Store, req: &Request, now: DateTime<Utc>)
     }])?;
     let open_at_start = preflight::database_files(install, req.live, "a snapshot")?;
     let (id, dir) = store.create_dir(now)?;
-    let result = write_snapshot(install, (&id, &dir), req, now, parts, &sources, open_at_start);
+    let result = write_snapshot(install, (&id, &dir), req, now, (parts, &sources), open_at_start, after_read);
     if result.is_err() {
         // Never leave a half snapshot; a failure to remove it is reported by
         // the next writing run, which removes directories without manifest.
@@ -93,12 +111,13 @@ fn write_snapshot(
     (id, dir): (&str, &Path),
     req: &Request,
     now: DateTime<Utc>,
-    parts: Vec<crate::engine::manifest::Part>,
-    sources: &[archive::Source],
+    (parts, sources): (Vec<crate::engine::manifest::Part>, &[archive::Source]),
     open_at_start: bool,
+    after_read: &mut dyn FnMut() -> Option<DatabasePause>,
 ) -> Result<Manifest> {
     let total: u64 = sources.iter().filter(|s| s.meta.is_file()).map(|s| s.meta.len()).sum();
-    let progress = Progress::new("backup", total, req.progress);
+    let progress = Progress::new("backup", total, req.progress).with_abort(req.abort.clone());
+    let reading = std::time::Instant::now();
     let archive_path = dir.join(ARCHIVE);
     let file = files::create_private_file(&archive_path)?;
     let gz = ParallelGz::new(file, req.level, gz::default_workers(), ReadBack::start(&archive_path));
@@ -117,6 +136,8 @@ fn write_snapshot(
     // Open at the start (checked by the caller's preflight) or now: live.
     let open_now = preflight::database_files(install, req.live, "a snapshot")?;
     let live = open_at_start || open_now || !changed.is_empty();
+    let read_seconds = reading.elapsed().as_secs_f64();
+    let database_pause = after_read();
 
     let manifest = Manifest {
         format: FORMAT,
@@ -148,6 +169,8 @@ fn write_snapshot(
         parts,
         entries,
         changed_while_reading: changed,
+        read_seconds: Some((read_seconds * 1000.0).round() / 1000.0),
+        database_pause,
     };
     write_private(&dir.join(SUMS), render_sums(&manifest.entries).as_bytes())?;
     write_private(&dir.join(ARCHIVE_SUM), render_archive_sum(&manifest.archive.sha256).as_bytes())?;

@@ -48,7 +48,8 @@ pub struct State {
 }
 
 impl State {
-    fn ok(&self) -> bool {
+    /// Running, its health check (if any) passing.
+    pub fn ok(&self) -> bool {
         self.status == "running" && self.health.as_deref().is_none_or(|h| h == "healthy")
     }
 }
@@ -65,8 +66,11 @@ impl<'a> Docker<'a> {
     }
 
     fn run(&self, args: &[&str]) -> std::io::Result<Output> {
+        use std::os::unix::process::CommandExt;
         let mut c: Command = self.who.command("docker");
-        c.args(args).stdin(std::process::Stdio::null());
+        // Its own process group: a Ctrl-C meant for bwguard must not kill
+        // a `docker start` that brings the database back.
+        c.args(args).stdin(std::process::Stdio::null()).process_group(0);
         c.output()
     }
 
@@ -140,6 +144,27 @@ impl<'a> Docker<'a> {
             restarts: f.next()?.parse().ok()?,
             health: f.next().map(str::to_string),
         })
+    }
+
+    /// `docker stop --time SECS NAME` (SIGTERM, then SIGKILL after `secs`):
+    /// what Docker said when it failed.
+    pub fn stop(&self, name: &str, secs: u64) -> std::result::Result<(), String> {
+        self.checked(&["stop", "--time", &secs.to_string(), name])
+    }
+
+    /// `docker start NAME`: what Docker said when it failed.
+    pub fn start(&self, name: &str) -> std::result::Result<(), String> {
+        self.checked(&["start", name])
+    }
+
+    fn checked(&self, args: &[&str]) -> std::result::Result<(), String> {
+        let out = self.run(args).map_err(|e| format!("cannot run `docker {}`: {e}", args.join(" ")))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let said = String::from_utf8_lossy(&out.stderr);
+        let said = said.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("no answer").trim().to_string();
+        Err(format!("`docker {}` failed: {said}", args.join(" ")))
     }
 
     /// The last line container `name` printed.

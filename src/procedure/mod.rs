@@ -15,6 +15,7 @@
 
 pub mod change;
 pub mod docker;
+pub mod pause;
 pub mod runas;
 pub mod script;
 

@@ -29,7 +29,7 @@ pub use prune::{Decided, PruneReport};
 pub use rollback::RollbackReport;
 pub use snapshots::{
     BackupReport, Checked, DiffReport, ForgetReport, KeyChange, ListReport, Listing, PinReport,
-    SnapshotListing, SnapshotReport, StoreList, VerifyReport,
+    ResumeDbReport, SnapshotListing, SnapshotReport, StoreList, VerifyReport,
 };
 pub use status::{FreeBytes, HolderDoc, Newest, RemoteDoc, StatusReport};
 
@@ -76,6 +76,7 @@ reports! {
     Log(Journal),
     Pin(PinReport),
     Forget(ForgetReport),
+    ResumeDb(ResumeDbReport),
     Push(PushReport),
     Pull(PullReport),
     Remote(RemoteReport),

@@ -11,7 +11,7 @@ use super::offsite::{PushReport, RemoteListReport};
 use super::prune::PruneReport;
 use super::table::{damaged_row, table};
 use crate::context::Output;
-use crate::engine::manifest::{BitwardenInfo, Manifest};
+use crate::engine::manifest::{BitwardenInfo, DatabasePause, Manifest};
 use crate::offsite::sign::Signer;
 
 /// A snapshot just written and read back.
@@ -40,6 +40,10 @@ pub struct SnapshotReport {
     pub archive_sha256: String,
     /// Always true: a snapshot is only reported once it was read back.
     pub verified: bool,
+    /// With `--pause-db`: when the database container was stopped and
+    /// started again, and its downtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_pause: Option<DatabasePause>,
 }
 
 impl SnapshotReport {
@@ -57,6 +61,7 @@ impl SnapshotReport {
             archive_size: m.archive.size,
             archive_sha256: m.archive.sha256.clone(),
             verified: true,
+            database_pause: m.database_pause.clone(),
         }
     }
 }
@@ -169,6 +174,9 @@ pub struct SnapshotListing {
     pub consistency: String,
     /// What was read about Bitwarden when it was taken.
     pub bitwarden: BitwardenInfo,
+    /// Taken with `--pause-db`: the database container's pause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_pause: Option<DatabasePause>,
 }
 
 impl SnapshotListing {
@@ -186,6 +194,7 @@ impl SnapshotListing {
             scope: m.scope.clone(),
             consistency: m.consistency.clone(),
             bitwarden: m.bitwarden.clone(),
+            database_pause: m.database_pause.clone(),
         }
     }
 }
@@ -209,7 +218,7 @@ impl Render for StoreList {
                     if s.pinned { "yes" } else { "no" }.into(),
                     s.bitwarden.core_version.clone().unwrap_or_else(|| "?".into()),
                     s.bitwarden.enable_scim.map_or("?", |b| if b { "on" } else { "off" }).into(),
-                    s.consistency.clone(),
+                    s.consistency.clone() + &paused(s.database_pause.as_ref()),
                 ],
                 Listing::Damaged { id, damaged } => damaged_row(id, damaged),
             });
@@ -217,6 +226,15 @@ impl Render for StoreList {
         for line in table(&rows) {
             out.result(line);
         }
+    }
+}
+
+/// `, db down 4.2s` for a snapshot taken with the database paused.
+pub fn paused(p: Option<&DatabasePause>) -> String {
+    match p.and_then(|p| p.downtime_seconds) {
+        Some(secs) => format!(", db down {secs:.1}s"),
+        None if p.is_some() => ", db paused".into(),
+        None => String::new(),
     }
 }
 
@@ -326,6 +344,24 @@ impl Render for PinReport {
         let word = if self.pinned { "pinned" } else { "not pinned" };
         let now = if self.changed { "now" } else { "already" };
         out.result(format!("{} is {now} {word}", self.id));
+    }
+}
+
+/// `resume-db`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeDbReport {
+    /// What was found and done, or null when no interrupted run left the
+    /// database stopped.
+    pub resumed: Option<String>,
+}
+
+impl Render for ResumeDbReport {
+    fn render(&self, out: &mut Output) {
+        match &self.resumed {
+            Some(said) => out.result(said),
+            None => out.result("No bwguard run left the database stopped: nothing to do."),
+        }
     }
 }
 

@@ -49,6 +49,12 @@ pub struct StatusReport {
     pub incomplete_snapshots: Vec<String>,
     /// Rollback staging directories no journal accounts for.
     pub orphan_staging: Vec<String>,
+    /// The database container bwguard has stopped (`backup --pause-db`)
+    /// and why it is not back: a run that is pausing it now, or a start
+    /// that failed. A pause an interrupted run left is ended by `status`
+    /// itself, and is then not here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_paused: Option<String>,
     /// With `--max-age`: the newest snapshot that passes verification.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest_good: Option<Newest>,
@@ -78,6 +84,9 @@ pub struct Newest {
     pub reason: String,
     /// Seconds since then.
     pub age_seconds: Option<i64>,
+    /// Taken with `--pause-db`: the database container's pause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_pause: Option<crate::engine::manifest::DatabasePause>,
 }
 
 /// Free space, in bytes (null when unreadable).
@@ -141,10 +150,11 @@ impl Render for StatusReport {
         out.result(format!("store        {} ({} snapshots)", self.store, self.snapshots));
         match &self.newest {
             Some(n) => out.result(format!(
-                "newest       {} ({} ago, {})",
+                "newest       {} ({} ago, {}{})",
                 n.id,
                 n.age_seconds.map(human_age).unwrap_or_else(|| "?".into()),
-                n.reason
+                n.reason,
+                super::snapshots::paused(n.database_pause.as_ref())
             )),
             None => out.result("newest       none: take one with `bwguard backup`"),
         }
@@ -161,6 +171,9 @@ impl Render for StatusReport {
             size(self.free_bytes.data),
             size(self.free_bytes.store)
         ));
+        if let Some(why) = &self.database_paused {
+            out.warn(format!("database paused: {why}"));
+        }
         if let Some(id) = &self.interrupted_rollback {
             out.warn(format!(
                 "a rollback to {id} was interrupted; the next bwguard command that writes will finish it"

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::changes::Method;
 
 use super::*;
-use crate::engine::manifest::{ArchiveInfo, BitwardenInfo};
+use crate::engine::manifest::{ArchiveInfo, BitwardenInfo, DatabasePause};
 use crate::error::{Error, all_kinds};
 use crate::offsite::RemoteManifest;
 use crate::offsite::remote::Remote;
@@ -103,6 +103,16 @@ fn snapshot() -> SnapshotReport {
         archive_size: 1,
         archive_sha256: s("ab"),
         verified: true,
+        database_pause: Some(pause()),
+    }
+}
+
+fn pause() -> DatabasePause {
+    DatabasePause {
+        container: s("bitwarden-mssql"),
+        stopped_at: s("2026-12-02T00:00:00.000Z"),
+        started_at: Some(s("2026-12-02T00:00:04.000Z")),
+        downtime_seconds: Some(4.0),
     }
 }
 
@@ -137,6 +147,7 @@ fn newest() -> Newest {
         created: s("2026-12-02T00:00:00Z"),
         reason: s("manual"),
         age_seconds: Some(1),
+        database_pause: Some(pause()),
     }
 }
 
@@ -156,6 +167,7 @@ fn sections() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
         scope: s("default"),
         consistency: s("cold"),
         bitwarden: bitwarden(),
+        database_pause: Some(pause()),
     };
     let edit = EditReport {
         old: Some(s("false")),
@@ -173,7 +185,7 @@ fn sections() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
         (
             "## `backup`",
             vec![v(&BackupReport { snapshot: snapshot(), push: Some(push()), prune: Some(prune()) })],
-            &["push", "prune"],
+            &["push", "prune", "database_pause"],
         ),
         (
             "## `verify`",
@@ -198,7 +210,7 @@ fn sections() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
                     Listing::Damaged { id: s("20261201T000000Z"), damaged: s("d") },
                 ],
             }))],
-            &["snapshots[].bitwarden"],
+            &["snapshots[].bitwarden", "snapshots[].database_pause"],
         ),
         (
             "## `list --remote`",
@@ -240,9 +252,10 @@ fn sections() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
                 interrupted_rollback: Some(s("20261202T000000Z")),
                 incomplete_snapshots: vec![s("20261201T000000Z")],
                 orphan_staging: vec![s("/i/.bwguard-staging")],
+                database_paused: Some(s("p")),
                 newest_good: Some(newest()),
             })],
-            &["bitwarden"],
+            &["bitwarden", "newest.database_pause", "newest_good.database_pause"],
         ),
         ("## `enable-scim`, `disable-scim`, `set`", vec![v(&edit)], &["journal"]),
         (
@@ -372,6 +385,8 @@ fn sections() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
         ("### Remote copy", vec![v(&copy())], &["bitwarden"]),
         ("### Remote", vec![v(&remote())], &[]),
         ("### Signer", vec![v(&signer())], &[]),
+        ("### Database pause", vec![v(&pause())], &[]),
+        ("## `resume-db`", vec![v(&ResumeDbReport { resumed: Some(s("started bitwarden-mssql")) })], &[]),
         ("### Retention policy", vec![v(&policy())], &[]),
         ("### Procedure journal", vec![v(&journal())], &[]),
     ]

@@ -90,6 +90,9 @@ pub struct Job {
     pub user: Option<String>,
     /// Pass `--push REMOTE` to `backup`: copy each verified snapshot off the host.
     pub push: Option<String>,
+    /// Pass `--pause-db` to `backup`, and start the database container
+    /// after the run if a killed run left it stopped (`ExecStopPost=`).
+    pub pause_db: bool,
 }
 
 /// The arguments after the global flags of every scheduled run. `--scheduled`
@@ -126,6 +129,12 @@ pub fn render_service(job: &Job) -> String {
     s.push_str("\n[Service]\n");
     s.push_str("Type=oneshot\n");
     s.push_str(&exec_start(&command(job)));
+    if job.pause_db {
+        s.push_str(
+            "# Whatever became of the backup (killed, timed out), the database container comes back.\n",
+        );
+        s.push_str(&exec_start(&resume_command(job)).replacen("ExecStart=", "ExecStopPost=", 1));
+    }
     if let Some(user) = &job.user {
         s.push_str(&format!("User={}\n", unit_value(user)));
     }
@@ -168,10 +177,18 @@ pub fn render_service(job: &Job) -> String {
         "RestrictNamespaces=yes",
         "MemoryDenyWriteExecute=yes",
         "# CAP_SYS_PTRACE lets bwguard see which processes have the database files open.",
-        "CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_FOWNER CAP_SYS_PTRACE",
     ] {
         s.push_str(line);
         s.push('\n');
+    }
+    if job.pause_db {
+        s.push_str("# CAP_SETUID and CAP_SETGID let it run Docker's client as the install's owner.\n");
+        s.push_str(
+            "CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_FOWNER CAP_SYS_PTRACE \
+             CAP_SETUID CAP_SETGID\n",
+        );
+    } else {
+        s.push_str("CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_FOWNER CAP_SYS_PTRACE\n");
     }
     s
 }
@@ -215,6 +232,15 @@ pub fn render_cron(job: &Job, with_user_field: bool) -> Result<String, String> {
         line.push(' ');
         line.push_str(&cron_word(word)?);
     }
+    if job.pause_db {
+        // As the unit's ExecStopPost=: whatever became of the backup, the
+        // database container comes back.
+        line.push_str(" ;");
+        for word in resume_command(job) {
+            line.push(' ');
+            line.push_str(&cron_word(word)?);
+        }
+    }
     line.push('\n');
     Ok(line)
 }
@@ -257,11 +283,28 @@ fn command(job: &Job) -> Vec<&OsStr> {
     if job.live {
         words.push(OsStr::new("--live"));
     }
+    if job.pause_db {
+        words.push(OsStr::new("--pause-db"));
+    }
     if let Some(remote) = &job.push {
         words.push(OsStr::new("--push"));
         words.push(OsStr::new(remote));
     }
     words
+}
+
+/// `bwguard --bwdata DIR --store DIR --quiet resume-db`: the unit's
+/// `ExecStopPost=`.
+fn resume_command(job: &Job) -> Vec<&OsStr> {
+    vec![
+        job.bwguard.as_os_str(),
+        OsStr::new("--bwdata"),
+        job.bwdata.as_os_str(),
+        OsStr::new("--store"),
+        job.store.as_os_str(),
+        OsStr::new("--quiet"),
+        OsStr::new("resume-db"),
+    ]
 }
 
 /// The install directory: the data directory's parent (itself if it has none).
@@ -450,6 +493,7 @@ mod tests {
             live: false,
             push: None,
             user: None,
+            pause_db: false,
         }
     }
 
@@ -564,6 +608,22 @@ mod tests {
         assert!(cron.ends_with(" --no-progress --live\n"), "{cron}");
         assert!(render_cron(&job, false).unwrap().starts_with("0 0 * * * /usr/local/bin/bwguard "));
         assert!(!render_service(&golden_job()).contains("User="));
+    }
+
+    #[test]
+    fn a_paused_backup_is_followed_by_resume_db_whatever_became_of_it() {
+        let paused = Job { pause_db: true, ..golden_job() };
+        let unit = render_service(&paused);
+        assert!(line(&unit, "ExecStart=").unwrap().ends_with(" --no-progress --pause-db"), "{unit}");
+        assert_eq!(
+            line(&unit, "ExecStopPost=").unwrap(),
+            "/usr/local/bin/bwguard --bwdata /opt/bitwarden/bwdata --store /var/backups/bwguard --quiet resume-db"
+        );
+        assert!(line(&unit, "CapabilityBoundingSet=").unwrap().ends_with(" CAP_SETUID CAP_SETGID"));
+        let cron = render_cron(&paused, true).unwrap();
+        assert!(cron.ends_with(" --pause-db ; /usr/local/bin/bwguard --bwdata /opt/bitwarden/bwdata --store /var/backups/bwguard --quiet resume-db\n"), "{cron}");
+        assert!(line(&render_service(&golden_job()), "ExecStopPost=").is_none());
+        assert!(!render_cron(&golden_job(), true).unwrap().contains("resume-db"));
     }
 
     #[test]

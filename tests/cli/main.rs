@@ -17,6 +17,7 @@ mod hostile;
 mod live;
 mod offsite;
 mod owner;
+mod pause;
 mod prune;
 mod roundtrip;
 mod schedule;

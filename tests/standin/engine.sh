@@ -11,6 +11,11 @@ if [ "$(id -u)" = 0 ]; then
   grep -q '^engine:' /etc/passwd || echo "engine:x:$LOCAL_UID:$LOCAL_GID:engine:/tmp:/bin/sh" >> /etc/passwd
   exec su -s /bin/sh engine -c "exec /bin/sh $0"
 fi
+# A fault for the tests: told to, the engine does not come up.
+if [ -e /var/opt/mssql/log/fail-start ]; then
+  echo "engine: cannot start (the test said so)" >&2
+  exit 1
+fi
 for f in vault.mdf vault_log.ldf master.mdf mastlog.ldf; do
   [ -f "$D/$f" ] || { echo "engine: $D/$f is missing" >&2; exit 1; }
 done

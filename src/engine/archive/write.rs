@@ -84,6 +84,10 @@ impl Read for SourceReader<'_> {
         if self.left == 0 || out.is_empty() {
             return Ok(0);
         }
+        if let Some(why) = self.progress.must_stop() {
+            let e = io::Error::new(io::ErrorKind::TimedOut, format!("stopped reading: {why}"));
+            return Err(self.failed(e));
+        }
         let want = self.left.min(out.len() as u64) as usize;
         let n = match self.inner.fill_buf() {
             Ok([]) if self.tolerate => {
