@@ -139,6 +139,9 @@ pub struct RollbackArgs {
     /// With --remote: the age identity file to decrypt with
     #[arg(long, value_name = "FILE", requires = "remote")]
     pub identity: Option<PathBuf>,
+    /// With --only data: stop only the database container for the restore while the rest of Bitwarden runs, and start it again
+    #[arg(long, conflicts_with = "helm_values")]
+    pub pause_db: bool,
     #[command(flatten)]
     pub trust: TrustArgs,
 }

@@ -137,6 +137,7 @@ fn steps(ctx: &mut Ctx, install: &Path) -> Result<String> {
             helm_values: None,
             remote: None,
             identity: None,
+            pause_db: false,
             trust: Default::default(),
         }),
         ctx,

@@ -9,10 +9,11 @@ use crate::cli::{Only, RollbackArgs};
 use crate::context::Ctx;
 use crate::engine::rollback::{self, Selection};
 use crate::engine::store::Store;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::install::{Install, facts, preflight};
 use crate::offsite::crypt::Identities;
 use crate::offsite::{self, remote};
+use crate::procedure::pause;
 use crate::report::RollbackReport;
 
 impl Run for RollbackArgs {
@@ -46,7 +47,9 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
                     &format!("Pull a snapshot from {remote} and roll {} back to it?", install.dir.display()),
                 )?;
             }
-            preflight::no_database_holders(&install)?;
+            if !args.pause_db {
+                preflight::no_database_holders(&install)?;
+            }
             let writing = ctx.begin_write(&install, "rollback")?;
             let copy = offsite::fetch_locked(
                 &mut ctx.out,
@@ -69,6 +72,13 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
         Some(Only::Data) => Selection::Data,
         None => Selection::All,
     };
+    if args.pause_db && selection != Selection::Data {
+        return Err(Error::Usage(
+            "--pause-db restores the data while the rest of Bitwarden runs: add --only data (a rollback of \
+             config.yml needs `./bitwarden.sh rebuild` and a stopped Bitwarden)"
+                .into(),
+        ));
+    }
     let plan = rollback::plan(&install, &store, &id, selection, args.helm_values.is_some())?;
     ctx.out.info(plan.describe());
     ctx.out.detail(format!("parts: {}", plan.parts().join(", ")));
@@ -95,6 +105,7 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
         pulled,
         copy: None,
         signed_by,
+        database_pause: None,
     };
     if args.dry_run {
         return Ok(report);
@@ -106,15 +117,29 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
         Some(w) => w,
         None => ctx.begin_write(&install, "rollback")?,
     };
-    // Room first (rule 8), then the archive against its checksums, all
-    // before touching anything.
-    rollback::check(&install, &writing.store, &plan, ctx.progress)?;
     let question =
         format!("Roll back {} ({}) to snapshot {id}?", install.dir.display(), plan.selection.describe());
-    if !confirm(ctx, &question)? {
-        return Ok(report);
-    }
-    let done = rollback::apply(&install, &writing.store, &plan, ctx.now, ctx.progress, &mut ctx.out)?;
+    let done = if args.pause_db {
+        // Asked first: the check needs the database stopped.
+        if !confirm(ctx, &question)? {
+            return Ok(report);
+        }
+        let (progress, now) = (ctx.progress, ctx.now);
+        let (done, paused) = pause::with_paused(&mut ctx.out, &install, &writing.store, |out| {
+            rollback::check(&install, &writing.store, &plan, progress)?;
+            rollback::apply(&install, &writing.store, &plan, now, progress, out)
+        })?;
+        report.database_pause = paused;
+        done
+    } else {
+        // Room first (rule 8), then the archive against its checksums, all
+        // before touching anything.
+        rollback::check(&install, &writing.store, &plan, ctx.progress)?;
+        if !confirm(ctx, &question)? {
+            return Ok(report);
+        }
+        rollback::apply(&install, &writing.store, &plan, ctx.now, ctx.progress, &mut ctx.out)?
+    };
     report.rolled_back = true;
     report.before = Some(done.before);
     report.owners_not_restored = done.owners_not_restored;
@@ -125,6 +150,9 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
         (Selection::Config, false) => {
             vec![format!("{cd} && {} && {}", install.script_line("rebuild"), install.script_line("start"))]
         }
+        // The database runs again; the other containers read the restored
+        // settings when they start.
+        _ if report.database_pause.is_some() => vec![format!("{cd} && {}", install.script_line("restart"))],
         _ => vec![format!("{cd} && {}", install.script_line("start"))],
     };
     for problem in facts::generated_files_disagree(&install) {
@@ -172,5 +200,6 @@ fn remote_dry_run(
         pulled: Some(!local),
         copy: Some(Box::new(rm)),
         signed_by: Some(opened.signer),
+        database_pause: None,
     })
 }

@@ -280,6 +280,88 @@ pub fn take_paused(
     }
 }
 
+/// Runs `f` (a rollback's check and restore) with only the database
+/// container stopped, under the store lock the caller holds, and starts it
+/// again afterwards, whatever `f` returned, unless `f` left a half-restored
+/// tree (a rollback journal in the store): then the database stays
+/// stopped, and the next writing run finishes or undoes the rollback before
+/// it starts the database. A container that was not running is left so.
+pub fn with_paused<T>(
+    out: &mut Output,
+    install: &Install,
+    store: &Store,
+    f: impl FnOnce(&mut Output) -> Result<T>,
+) -> Result<(T, Option<DatabasePause>)> {
+    let mode = preflight::database_mode(install);
+    if mode != DatabaseMode::BuiltIn {
+        return Err(Error::refused(
+            Refusal::DatabaseElsewhere,
+            format!(
+                "--pause-db stops Bitwarden's built-in database container; this install's database is {}",
+                mode.name()
+            ),
+            "roll back without --pause-db, with Bitwarden stopped",
+        ));
+    }
+    let who = RunAs::owner_of(&install.dir).map_err(|e| Error::io("cannot read", &install.dir, e))?;
+    let docker = Docker::new(&who);
+    docker.preflight()?;
+    match docker.state(DATABASE) {
+        Some(s) if s.status == "running" || s.status == "restarting" => {}
+        _ => {
+            out.info(format!("{DATABASE} is not running: nothing to pause, it is left as it is"));
+            return f(out).map(|t| (t, None));
+        }
+    }
+    let signals = Signals::catch()?;
+    let mut pause = Pause::stop(&docker, install, store)?;
+    out.info(format!("{DATABASE} stopped; Bitwarden's other containers keep running"));
+    let result = f(out);
+    if store.root.join(crate::engine::restore::JOURNAL).exists() {
+        drop(signals);
+        let what = match &result {
+            Err(e) => e.to_string(),
+            Ok(_) => "the rollback left its journal".into(),
+        };
+        return Err(Error::Failed {
+            kind: Failure::DatabaseDown,
+            message: format!(
+                "{what}; the install is half-restored, so {DATABASE} is left stopped (THE VAULT IS DOWN): the next \
+                 bwguard run finishes or undoes the rollback, then starts it"
+            ),
+            hint: Some(format!("run `{} && bwguard resume-db`", install.cd_line())),
+        });
+    }
+    let back = pause.resume();
+    let interrupted = signals.caught();
+    drop(signals);
+    match (result, back) {
+        (Ok(t), Ok(p)) => {
+            out.info(format!(
+                "{DATABASE} runs again: the database was down {:.1} s",
+                p.downtime_seconds.unwrap_or_default()
+            ));
+            if interrupted {
+                out.warn("a signal came during the rollback; it was finished first");
+            }
+            Ok((t, Some(p)))
+        }
+        (Ok(_), Err(why)) => Err(Error::Failed {
+            kind: Failure::DatabaseDown,
+            message: format!(
+                "the rollback is done; but {DATABASE} did not start again: {why}. THE VAULT IS DOWN"
+            ),
+            hint: Some(start_hint(install)),
+        }),
+        (Err(e), Ok(_)) => Err(e),
+        (Err(e), Err(why)) => Err(Error::Failed {
+            kind: Failure::DatabaseDown,
+            message: format!("{e}; and {DATABASE} did not start again: {why}. THE VAULT IS DOWN"),
+            hint: Some(start_hint(install)),
+        }),
+    }
+}
+
 /// How to bring the database back by hand.
 fn start_hint(install: &Install) -> String {
     format!(

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::Render;
 use super::human::human_size;
 use crate::context::Output;
+use crate::engine::manifest::DatabasePause;
 use crate::offsite::RemoteManifest;
 use crate::offsite::sign::Signer;
 
@@ -53,6 +54,9 @@ pub struct RollbackReport {
     /// With `--remote`: who signed the copy, and why that key is trusted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed_by: Option<Signer>,
+    /// With `--pause-db`: the database container's pause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_pause: Option<DatabasePause>,
 }
 
 impl Render for RollbackReport {

@@ -292,8 +292,9 @@ fn sections() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
                 pulled: Some(true),
                 copy: Some(Box::new(copy())),
                 signed_by: Some(signer()),
+                database_pause: Some(pause()),
             })],
-            &["copy", "signed_by"],
+            &["copy", "signed_by", "database_pause"],
         ),
         ("## `prune`", vec![v(&prune())], &["policy"]),
         (

@@ -246,15 +246,22 @@ impl Site {
     /// A running install with options: the data directory's name, and the
     /// compose the stand-in's `docker compose` plugin behaves as.
     pub fn build(owner: Owner, data_name: &str, compose: Option<&'static str>) -> Option<Site> {
+        let sample =
+            SampleOptions { vault_kib: Some(512), backups: 1, small_system_dbs: true, ..Default::default() };
+        Self::build_with(owner, data_name, compose, &sample)
+    }
+
+    /// [`Site::build`] of a generated install of the given size.
+    pub fn build_with(
+        owner: Owner,
+        data_name: &str,
+        compose: Option<&'static str>,
+        sample: &SampleOptions,
+    ) -> Option<Site> {
         let bed = bed()?;
         let one = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         bed.images(VERSION);
-        let env = TestEnv::with(&SampleOptions {
-            vault_kib: Some(512),
-            backups: 1,
-            small_system_dbs: true,
-            ..Default::default()
-        });
+        let env = TestEnv::with(sample);
         fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         if data_name != "bwdata" {
             fs::rename(env.install.join("bwdata"), env.install.join(data_name)).unwrap();

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod bench_downtime;
 mod config_edits;
 mod crash;
 mod docker;

@@ -134,6 +134,15 @@ fn a_database_stopped_before_the_run_stays_stopped() {
 fn sigkill_at_any_instant_the_next_run_or_resume_db_brings_the_database_back() {
     let Some(site) = Site::new(Owner::User) else { return };
     let kills: usize = std::env::var("BWGUARD_PAUSE_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    // The scheduled unit's ExecStopPost=, run as systemd would after a kill.
+    let units = site.bwguard(&["schedule", "print", "--json"]).run().ok().json();
+    let service = units["service"].as_str().unwrap().to_string();
+    assert!(service.contains("--pause-db"), "the nightly job pauses the database by default:\n{service}");
+    let exec_stop_post = service
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStopPost="))
+        .expect("the unit starts the database after every run")
+        .to_string();
     // How long a whole paused backup takes here, to spread the kills over it.
     let t = Instant::now();
     site.bwguard(&["backup", "--pause-db"]).run().ok();
@@ -156,9 +165,8 @@ fn sigkill_at_any_instant_the_next_run_or_resume_db_brings_the_database_back() {
         // status, or the next backup.
         match i % 3 {
             0 => {
-                let r = site.bwguard(&["resume-db", "--json"]).run();
-                r.ok();
-                r.parse::<ResumeDbReport>();
+                let out = site.shell(&exec_stop_post);
+                assert!(out.status.success(), "{exec_stop_post}: {}", text(&out));
             }
             1 => {
                 site.bwguard(&["status"]).run().ok();
@@ -303,4 +311,30 @@ fn two_scheduled_paused_backups_at_once_take_turns_and_the_database_comes_back()
     assert!(!journal(&site).exists());
     site.assert_running();
     assert_store_sound(&site);
+}
+
+#[test]
+fn a_data_rollback_with_the_database_paused_leaves_the_rest_running() {
+    let Some(site) = Site::new(Owner::User) else { return };
+    let id = site.bwguard(&["backup", "--pause-db", "--json"]).run().ok().json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let keys = site.data().join("core/aspnet-dataprotection");
+    let key = fs::read_dir(&keys).unwrap().next().unwrap().unwrap().path();
+    let kept = fs::read(&key).unwrap();
+    fs::write(&key, b"a key that was rotated since").unwrap();
+    site.bwguard(&["rollback", &id, "--pause-db", "--yes"]).run().code(2).says("--only data");
+    let before = others(&site);
+    let r = site.bwguard(&["rollback", &id, "--only", "data", "--pause-db", "--yes", "--json"]).run();
+    r.ok();
+    let report: bwguard::report::RollbackReport = r.parse();
+    assert!(report.rolled_back);
+    assert!(report.database_pause.is_some_and(|p| p.downtime_seconds.is_some()));
+    assert!(report.next_steps[0].ends_with("./bitwarden.sh restart"), "{:?}", report.next_steps);
+    assert_eq!(fs::read(&key).unwrap(), kept);
+    assert_eq!(others(&site), before, "only the database was stopped");
+    assert_db_back(&site);
+    assert!(!journal(&site).exists());
+    site.assert_running();
 }
