@@ -59,7 +59,7 @@ fn until_db_back(site: &Site) {
 fn bench_downtime() {
     let sizes = std::env::var("BWGUARD_BENCH_GIB").unwrap_or_else(|_| "1".into());
     println!(
-        "| install | bytes read | bwguard --pause-db downtime | s per GiB | stop, tar -czf, start | ratio |"
+        "\n| install | bytes read | bwguard --pause-db downtime | s per GiB | stop, tar -czf, start | ratio |"
     );
     println!("|---|---|---|---|---|---|");
     for gib in sizes.split_whitespace() {
@@ -77,6 +77,11 @@ fn bench_downtime() {
         let report: BackupReport = r.parse();
         let down = report.snapshot.database_pause.and_then(|p| p.downtime_seconds).unwrap();
         let read = report.snapshot.content_size;
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(site.env.snap_dir(&report.snapshot.id).join("manifest.json")).unwrap(),
+        )
+        .unwrap();
+        let reading = manifest["read_seconds"].as_f64().unwrap();
         site.wait_running();
 
         drop_caches();
@@ -99,7 +104,7 @@ fn bench_downtime() {
         let reference = t.elapsed().as_secs_f64();
         let gib_read = read as f64 / f64::from(1u32 << 30);
         println!(
-            "| {gib} GiB | {:.2} GiB | {down:.1} s | {:.1} | {reference:.1} s | {:.2} |",
+            "| {gib} GiB | {:.2} GiB | {down:.1} s | {reading:.1} s | {:.1} | {reference:.1} s | {:.2} |",
             gib_read,
             down / gib_read,
             down / reference
