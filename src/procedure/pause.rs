@@ -158,18 +158,7 @@ pub fn take_paused(
     now: chrono::DateTime<Utc>,
     limit: Duration,
 ) -> Result<Manifest> {
-    let mode = preflight::database_mode(install);
-    if mode != DatabaseMode::BuiltIn {
-        return Err(Error::refused(
-            Refusal::DatabaseElsewhere,
-            format!(
-                "--pause-db stops Bitwarden's built-in database container; this install's database is {}",
-                mode.name()
-            ),
-            "back it up without --pause-db (the database is backed up where it lives)",
-        ));
-    }
-    let who = RunAs::owner_of(&install.dir).map_err(|e| Error::io("cannot read", &install.dir, e))?;
+    let who = pausable(install, "back it up without --pause-db (the database is backed up where it lives)")?;
     let docker = Docker::new(&who);
     if let Err(e) = docker.preflight() {
         // No Docker to ask, but nothing holds the database files: nothing
@@ -180,14 +169,9 @@ pub fn take_paused(
         }
         return Err(e);
     }
-    match docker.state(DATABASE) {
-        Some(s) if s.status == "running" || s.status == "restarting" => {}
-        state => {
-            let how = state
-                .map_or("does not exist (Bitwarden is stopped)".to_string(), |s| format!("is {}", s.status));
-            out.info(format!("{DATABASE} {how}: nothing to pause, it is left as it is"));
-            return snapshot::take(install, store, req, now);
-        }
+    if let Err(how) = db_running(&docker) {
+        out.info(format!("{DATABASE} {how}: nothing to pause, it is left as it is"));
+        return snapshot::take(install, store, req, now);
     }
     let (_, sources) = scope::collect(install, &req.scope)?;
     let bytes: u64 = sources.iter().filter(|s| s.meta.is_file()).map(|s| s.meta.len()).sum();
@@ -292,26 +276,12 @@ pub fn with_paused<T>(
     store: &Store,
     f: impl FnOnce(&mut Output) -> Result<T>,
 ) -> Result<(T, Option<DatabasePause>)> {
-    let mode = preflight::database_mode(install);
-    if mode != DatabaseMode::BuiltIn {
-        return Err(Error::refused(
-            Refusal::DatabaseElsewhere,
-            format!(
-                "--pause-db stops Bitwarden's built-in database container; this install's database is {}",
-                mode.name()
-            ),
-            "roll back without --pause-db, with Bitwarden stopped",
-        ));
-    }
-    let who = RunAs::owner_of(&install.dir).map_err(|e| Error::io("cannot read", &install.dir, e))?;
+    let who = pausable(install, "roll back without --pause-db, with Bitwarden stopped")?;
     let docker = Docker::new(&who);
     docker.preflight()?;
-    match docker.state(DATABASE) {
-        Some(s) if s.status == "running" || s.status == "restarting" => {}
-        _ => {
-            out.info(format!("{DATABASE} is not running: nothing to pause, it is left as it is"));
-            return f(out).map(|t| (t, None));
-        }
+    if let Err(how) = db_running(&docker) {
+        out.info(format!("{DATABASE} {how}: nothing to pause, it is left as it is"));
+        return f(out).map(|t| (t, None));
     }
     let signals = Signals::catch()?;
     let mut pause = Pause::stop(&docker, install, store)?;
@@ -359,6 +329,32 @@ pub fn with_paused<T>(
             message: format!("{e}; and {DATABASE} did not start again: {why}. THE VAULT IS DOWN"),
             hint: Some(start_hint(install)),
         }),
+    }
+}
+
+/// The user Docker's client runs as, once the install's database is the
+/// built-in one (else refused, with `otherwise` as the hint).
+fn pausable(install: &Install, otherwise: &str) -> Result<RunAs> {
+    let mode = preflight::database_mode(install);
+    if mode != DatabaseMode::BuiltIn {
+        return Err(Error::refused(
+            Refusal::DatabaseElsewhere,
+            format!(
+                "--pause-db stops Bitwarden's built-in database container; this install's database is {}",
+                mode.name()
+            ),
+            otherwise,
+        ));
+    }
+    RunAs::owner_of(&install.dir).map_err(|e| Error::io("cannot read", &install.dir, e))
+}
+
+/// Whether the database container runs; else how it is, to say.
+fn db_running(docker: &Docker) -> std::result::Result<(), String> {
+    match docker.state(DATABASE) {
+        Some(s) if s.status == "running" || s.status == "restarting" => Ok(()),
+        Some(s) => Err(format!("is {}", s.status)),
+        None => Err("does not exist (Bitwarden is stopped)".into()),
     }
 }
 

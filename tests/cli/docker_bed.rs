@@ -117,13 +117,7 @@ fn start() -> Result<Bed, String> {
         r = root.display(),
         pid = std::process::id(),
     );
-    Command::new("setsid")
-        .args(["sh", "-c", &watcher])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start dockerd: {e}"))?;
+    crate::support::spawn_detached(&watcher).map_err(|e| format!("cannot start dockerd: {e}"))?;
     let bed = Bed { root, host, rootfs, docker, uid, gid };
     let t = Instant::now();
     while !bed.docker(&["version"]).status.success() {

@@ -43,13 +43,7 @@ fn owner() -> Option<(u32, u32)> {
             "while kill -0 {} 2>/dev/null; do sleep 1; done; userdel {USER} 2>/dev/null; groupdel {USER} 2>/dev/null",
             std::process::id()
         );
-        Command::new("setsid")
-            .args(["sh", "-c", &watcher])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| e.to_string())?;
+        crate::support::spawn_detached(&watcher).map_err(|e| e.to_string())?;
         let id = |flag: &str| -> Result<u32, String> {
             let out = sh(&format!("id {flag} {USER}"))?;
             String::from_utf8_lossy(&out.stdout).trim().parse().map_err(|e| format!("id {flag}: {e}"))

@@ -457,3 +457,15 @@ pub fn assert_same_tree(a: &BTreeMap<String, String>, b: &BTreeMap<String, Strin
         .collect();
     assert!(diff.is_empty(), "trees differ:\n{}", diff.join("\n"));
 }
+
+/// Starts `script` under `sh -c` in a session of its own, detached from
+/// the test process (a watcher that cleans up once the tests are gone).
+pub fn spawn_detached(script: &str) -> std::io::Result<()> {
+    Command::new("setsid")
+        .args(["sh", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(drop)
+}
