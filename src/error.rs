@@ -114,6 +114,12 @@ kinds! {
         /// `--pause-db`: the snapshot would keep the database down longer
         /// than `--max-downtime`; nothing was stopped.
         DowntimeTooLong = "downtime-too-long",
+        /// `database_docker_volume: true`, and Docker names no volume
+        /// `mssql_data` that bwguard can trust.
+        VolumeNotFound = "volume-not-found",
+        /// The Docker volume holding the database cannot be read by this
+        /// user (its files are root's to read).
+        VolumeUnreadable = "volume-unreadable",
     }
 }
 
@@ -257,6 +263,15 @@ impl Error {
     /// A refusal (exit 5) with a hint.
     pub fn refused(kind: Refusal, message: impl Into<String>, hint: impl Into<String>) -> Self {
         Error::Refused { kind, message: message.into(), hint: Some(hint.into()) }
+    }
+
+    /// The same refusal or failure with `hint` instead of its own.
+    pub fn with_hint(self, hint: impl Into<String>) -> Self {
+        match self {
+            Error::Refused { kind, message, .. } => Error::Refused { kind, message, hint: Some(hint.into()) },
+            Error::Failed { kind, message, .. } => Error::Failed { kind, message, hint: Some(hint.into()) },
+            e => e,
+        }
     }
 
     /// A failure (exit 1) with a hint.

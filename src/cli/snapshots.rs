@@ -18,7 +18,7 @@ pub struct ScopeArgs {
     /// Accept a crash-consistent copy while SQL Server has the files open
     #[arg(long)]
     pub live: bool,
-    /// The database is external or in a Docker volume and backed up another way
+    /// The database is external (or in a Docker volume bwguard is not to read) and backed up another way
     #[arg(long)]
     pub db_backed_up_elsewhere: bool,
 }

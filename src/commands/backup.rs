@@ -13,7 +13,7 @@ use crate::error::{Error, Failure, Result};
 use crate::install::facts::DatabaseMode;
 use crate::install::preflight;
 use crate::offsite;
-use crate::procedure::pause;
+use crate::procedure::{pause, volume};
 use crate::report::{BackupReport, SnapshotReport};
 use crate::schedule::{policy, prune};
 
@@ -21,15 +21,18 @@ impl Run for BackupArgs {
     type Report = BackupReport;
 
     fn run(&self, ctx: &mut Ctx) -> Result<BackupReport> {
-        let install = ctx.install()?;
+        let mut install = ctx.install()?;
+        volume::attach(&mut install, self.scope.db_backed_up_elsewhere)?;
         let writing = ctx.begin_write(&install, "backup")?;
         let store = &writing.store;
         let mode = preflight::database_covered(&install, self.scope.db_backed_up_elsewhere)?;
-        if mode != DatabaseMode::BuiltIn {
-            ctx.out.warn(format!(
+        match &install.volume {
+            Some(v) => ctx.out.detail(format!("the database is in the Docker volume at {}", v.display())),
+            None if mode != DatabaseMode::BuiltIn => ctx.out.warn(format!(
                 "database mode {}: the snapshot covers config.yml and the settings only",
                 mode.name()
-            ));
+            )),
+            None => {}
         }
         let reason = if self.scheduled { "scheduled" } else { "manual" };
         let mut req = Request::new(reason, Scope::from_flags(self.scope.with_attachments, self.scope.full));

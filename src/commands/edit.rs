@@ -68,7 +68,7 @@ fn edit(ctx: &mut Ctx, key: &str, value: &str, args: &EditArgs, reason: &str) ->
 /// The one-line edit of config.yml, after a snapshot that holds exactly
 /// the bytes the edit applies to.
 fn edit_line(ctx: &mut Ctx, key: &str, value: &str, args: &EditArgs, reason: &str) -> Result<EditReport> {
-    let install = ctx.install()?;
+    let mut install = ctx.install()?;
     let path = install.config_path();
     let mut report = EditReport::new(Method::Edit, key, value, &path.display().to_string());
     let config_err = |source| Error::Config { path: path.clone(), source };
@@ -97,6 +97,7 @@ fn edit_line(ctx: &mut Ctx, key: &str, value: &str, args: &EditArgs, reason: &st
         return Ok(report);
     }
 
+    crate::procedure::volume::attach(&mut install, args.scope.db_backed_up_elsewhere)?;
     let writing = ctx.begin_write(&install, reason.split(' ').nth(1).unwrap_or("set"))?;
     preflight::database_covered(&install, args.scope.db_backed_up_elsewhere)?;
     let mut req = Request::new(reason, Scope::from_flags(args.scope.with_attachments, args.scope.full));

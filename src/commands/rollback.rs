@@ -10,10 +10,11 @@ use crate::context::Ctx;
 use crate::engine::rollback::{self, Selection};
 use crate::engine::store::Store;
 use crate::error::{Error, Result};
-use crate::install::{Install, facts, preflight};
+use crate::install::facts::DatabaseMode;
+use crate::install::{Install, VOLUME_PART, facts, preflight};
 use crate::offsite::crypt::Identities;
 use crate::offsite::{self, remote};
-use crate::procedure::pause;
+use crate::procedure::{pause, volume};
 use crate::report::RollbackReport;
 
 impl Run for RollbackArgs {
@@ -78,6 +79,16 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
              config.yml needs `./bitwarden.sh rebuild` and a stopped Bitwarden)"
                 .into(),
         ));
+    }
+    // A snapshot holding the Docker volume restores into the volume Docker
+    // names now.
+    let mut install = install;
+    let holds_volume = |m: crate::engine::manifest::Manifest| m.parts.iter().any(|p| p.path == VOLUME_PART);
+    if selection != Selection::Config
+        && preflight::database_mode(&install) == DatabaseMode::DockerVolume
+        && store.open(&id).is_ok_and(holds_volume)
+    {
+        install.volume = Some(volume::find(&install)?);
     }
     let plan = rollback::plan(&install, &store, &id, selection, args.helm_values.is_some())?;
     ctx.out.info(plan.describe());

@@ -53,11 +53,12 @@ fn job(args: &JobArgs, ctx: &Ctx) -> Result<Job> {
 }
 
 /// `--pause-db` unless the admin chose `--live` or `--no-pause`, for a
-/// built-in database under Docker (a compose file Setup wrote).
+/// built-in database under Docker (a compose file Setup wrote), its files
+/// in bwdata or in a Docker volume.
 fn pause_by_default(args: &JobArgs, install: &crate::install::Install) -> bool {
     !args.live
         && !args.no_pause
-        && preflight::database_mode(install) == DatabaseMode::BuiltIn
+        && matches!(preflight::database_mode(install), DatabaseMode::BuiltIn | DatabaseMode::DockerVolume)
         && install.data.join("docker/docker-compose.yml").is_file()
 }
 
@@ -65,6 +66,13 @@ fn pause_by_default(args: &JobArgs, install: &crate::install::Install) -> bool {
 /// night on this install as it runs now.
 fn say_mode(ctx: &mut Ctx, job: &Job) -> Result<()> {
     let install = ctx.install()?;
+    let as_root = job.user.as_deref().is_none_or(|u| u == "root" || u == "0");
+    if preflight::database_mode(&install) == DatabaseMode::DockerVolume && !as_root {
+        ctx.out.warn(
+            "the database is in a Docker volume, which only root can read: run the job as root, or every \
+             scheduled backup fails with exit 5 (volume-unreadable)",
+        );
+    }
     if job.pause_db {
         ctx.out.info(
             "each scheduled backup stops only the database container for the snapshot and starts it again \

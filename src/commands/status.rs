@@ -57,6 +57,12 @@ impl Run for StatusArgs {
             },
             Err(e) => (None, Some(format!("config.yml unreadable: {e}"))),
         };
+        // The database's Docker volume, where Docker names one this user can
+        // read; status asks and never fails for it.
+        let mut install = install;
+        if let Err(e) = crate::procedure::volume::attach(&mut install, false) {
+            ctx.out.detail(format!("the database's Docker volume is not known: {e}"));
+        }
         let scan = live::scan(&preflight::database_dir(&install), Path::new("/proc"));
         let listed = store.list()?;
         let newest = listed.iter().find_map(|l| l.manifest.as_ref().ok()).map(|m| Newest {

@@ -86,6 +86,52 @@ impl Dir {
     }
 }
 
+/// The install directory and the parts that live elsewhere (the Docker
+/// volume holding the database), each opened once: an install-relative
+/// name is resolved beneath the directory of the part it lies in.
+#[derive(Debug)]
+pub struct Roots {
+    install: Dir,
+    elsewhere: Vec<(String, Dir)>,
+}
+
+impl Roots {
+    /// Names resolved beneath `install`.
+    pub fn new(install: Dir) -> Roots {
+        Roots { install, elsewhere: Vec::new() }
+    }
+
+    /// Names in part `part` (and the part itself) resolved beneath `dir`.
+    pub fn with(mut self, part: &str, dir: Dir) -> Roots {
+        self.elsewhere.push((part.to_string(), dir));
+        self
+    }
+
+    /// The directory `rel` lies beneath, and its name there.
+    fn split<'a>(&self, rel: &'a str) -> (&Dir, &'a str) {
+        for (part, dir) in &self.elsewhere {
+            match rel.strip_prefix(part.as_str()) {
+                Some("") => return (dir, ""),
+                Some(rest) if rest.starts_with('/') => return (dir, &rest[1..]),
+                _ => {}
+            }
+        }
+        (&self.install, rel)
+    }
+
+    /// [`Dir::open_beneath`] of the directory `rel` lies beneath.
+    pub fn open_beneath(&self, rel: &str, create: bool) -> io::Result<Dir> {
+        let (dir, rest) = self.split(rel);
+        dir.open_beneath(rest, create)
+    }
+
+    /// [`Dir::open_file`] of the directory `rel` lies beneath.
+    pub fn open_file(&self, rel: &str) -> io::Result<File> {
+        let (dir, rest) = self.split(rel);
+        dir.open_file(rest)
+    }
+}
+
 fn dir_flags() -> OFlags {
     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
 }
@@ -140,5 +186,27 @@ mod tests {
         assert!(dir.open_file("bwdata/../../etc/passwd").is_err());
         let made = dir.open_beneath("bwdata/core/new", true).unwrap();
         assert!(root.join("bwdata/core/new").is_dir() && made.shown.ends_with("core/new"));
+    }
+
+    #[test]
+    fn a_part_that_lives_elsewhere_is_resolved_beneath_its_own_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let (install, volume) = (t.path().join("install"), t.path().join("volumes/v/_data"));
+        std::fs::create_dir_all(install.join("bwdata")).unwrap();
+        std::fs::create_dir_all(volume.join("sub")).unwrap();
+        std::fs::write(volume.join("sub/vault.mdf"), b"pages").unwrap();
+        std::fs::write(install.join("bwdata/config.yml"), b"k: v\n").unwrap();
+        std::os::unix::fs::symlink("/etc", volume.join("etc")).unwrap();
+        let roots =
+            Roots::new(Dir::open(&install).unwrap()).with("docker-volume/v", Dir::open(&volume).unwrap());
+        let mut read = String::new();
+        use std::io::Read;
+        roots.open_file("docker-volume/v/sub/vault.mdf").unwrap().read_to_string(&mut read).unwrap();
+        assert_eq!(read, "pages");
+        assert!(roots.open_beneath("docker-volume/v", false).unwrap().shown.ends_with("_data"));
+        assert!(roots.open_file("bwdata/config.yml").is_ok());
+        // The volume's root is not an install path, and its links are not followed.
+        assert!(roots.open_file("docker-volume/vault.mdf").is_err());
+        assert!(roots.open_file("docker-volume/v/etc/passwd").is_err());
     }
 }

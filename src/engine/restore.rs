@@ -40,7 +40,7 @@ use crate::engine::rollback::Selection;
 use crate::engine::store::Store;
 use crate::error::{Error, Failure, Refusal, Result};
 use crate::files::{self, Ownership};
-use crate::install::Install;
+use crate::install::{Install, VOLUME_DATA, VOLUME_PART};
 
 /// Name of the staging directory created beside each restored part.
 pub const STAGING: &str = ".bwguard-staging";
@@ -60,13 +60,23 @@ pub struct Unit {
 }
 
 impl Unit {
-    fn target(&self, install: &Install) -> PathBuf {
-        install.dir.join(&self.rel)
+    fn target(&self, install: &Install) -> Option<PathBuf> {
+        install.locate(&self.rel)
     }
 
-    /// The install-relative directory holding the part, and its name.
+    /// The install-relative directory holding the part, and its name; for
+    /// the Docker volume, [`VOLUME_PART`] stands for the volume's own
+    /// directory, which holds its data directory.
     fn split(&self) -> (&str, &str) {
+        if self.rel == VOLUME_PART {
+            return (VOLUME_PART, VOLUME_DATA);
+        }
         self.rel.rsplit_once('/').unwrap_or(("", &self.rel))
+    }
+
+    /// Whether `path` (a manifest entry's) lies in the Docker volume's part.
+    pub fn in_volume(path: &str) -> bool {
+        path.strip_prefix(VOLUME_PART).is_some_and(|r| r.is_empty() || r.starts_with('/'))
     }
 
     /// Whether `path` (install-relative) lies in this part.
@@ -98,6 +108,9 @@ pub struct Journal {
     pub phase: Phase,
     /// The parts.
     pub units: Vec<Unit>,
+    /// The Docker volume's mount point, when a part is the volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
 }
 
 impl Journal {
@@ -160,7 +173,13 @@ impl Places {
             if places.parents.contains_key(parent) {
                 continue;
             }
-            let dir = match root.open_beneath(parent, create) {
+            let opened = if parent == VOLUME_PART {
+                let volume = install.volume.as_deref().ok_or_else(|| volume_unknown(&u.rel))?;
+                Dir::open(volume.parent().unwrap_or(Path::new("/")))
+            } else {
+                root.open_beneath(parent, create)
+            };
+            let dir = match opened {
                 Ok(d) => d,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
@@ -237,6 +256,19 @@ impl Places {
     }
 }
 
+/// The refusal for a part in the Docker volume when the volume is not known.
+fn volume_unknown(rel: &str) -> Error {
+    Error::refused(
+        Refusal::VolumeNotFound,
+        format!(
+            "{rel} is the database's Docker volume, and this install's config.yml does not keep the database \
+             in a volume (database_docker_volume), so bwguard does not know where to put it"
+        ),
+        "restore it by hand (see the README: copy the archive's docker-volume/mssql_data/ into the volume's \
+         directory), or restore the other parts with --only config",
+    )
+}
+
 /// Refuses parts a journal names that no snapshot could hold: a path that
 /// is not plain, or one outside the data directory `data_name` and
 /// bitwarden.sh (a journal is checked like a manifest's parts).
@@ -245,7 +277,8 @@ pub fn check_units(data_name: &str, units: &[Unit]) -> std::result::Result<(), S
         archive::check_rel_path(&u.rel)?;
         let inside = u.rel == data_name
             || u.rel.strip_prefix(data_name).is_some_and(|r| r.starts_with('/'))
-            || u.rel == crate::engine::scope::SCRIPT;
+            || u.rel == crate::engine::scope::SCRIPT
+            || u.rel == VOLUME_PART;
         if !inside {
             return Err(format!("{} is not a part of the install bwguard restores", u.rel));
         }
@@ -314,7 +347,7 @@ pub fn select_units(install: &Install, manifest: &Manifest, selection: Selection
     }
     for u in &units {
         archive::check_rel_path(&u.rel).map_err(|p| Error::integrity(&manifest.id, p))?;
-        let target = u.target(install);
+        let target = u.target(install).ok_or_else(|| volume_unknown(&u.rel))?;
         if let (Ok(t), Some(parent)) = (fs::symlink_metadata(&target), target.parent())
             && t.is_dir()
             && fs::metadata(parent).is_ok_and(|p| p.dev() != t.dev())
@@ -600,8 +633,13 @@ fn exchange(staged: &Path, target: &Path) -> Result<()> {
 /// Staging directories present in the places a rollback uses. Called after
 /// [`recover`], so any found belong to no journal of this store.
 pub fn orphan_staging(install: &Install) -> Vec<PathBuf> {
-    let parents =
-        [install.dir.clone(), install.data.clone(), install.data.join("core"), install.data.join("scripts")];
+    let mut parents = vec![
+        install.dir.clone(),
+        install.data.clone(),
+        install.data.join("core"),
+        install.data.join("scripts"),
+    ];
+    parents.extend(install.volume.as_ref().and_then(|v| v.parent()).map(Path::to_path_buf));
     parents.iter().map(|p| p.join(STAGING)).filter(|p| fs::symlink_metadata(p).is_ok()).collect()
 }
 
@@ -633,6 +671,14 @@ pub fn recover(install: &Install, store: &Store) -> Result<Option<String>> {
             "inspect the install by hand; the journal names the parts being swapped",
         )
     })?;
+    // The volume is where the interrupted run found it.
+    let mut install = install.clone();
+    if let Some(volume) = &journal.volume {
+        let volume = PathBuf::from(volume);
+        crate::procedure::volume::check_place(&volume)?;
+        install.volume = Some(volume);
+    }
+    let install = &install;
     let said = match journal.phase {
         Phase::Staging => {
             remove_staging(install, &journal.units)?;

@@ -23,7 +23,7 @@ use crate::engine::store::Store;
 use crate::engine::verify::check_files;
 use crate::error::{Error, Exit, Result};
 use crate::install::facts;
-use crate::install::{Install, preflight};
+use crate::install::{Install, VOLUME_PART, preflight};
 use crate::report::human::human_size;
 
 /// Deflate level of the `before rollback` snapshot: stored, not compressed.
@@ -137,7 +137,7 @@ pub fn plan(
         content_size = content_size.saturating_add(e.size);
         staged_bytes = staged_bytes.saturating_add(room::on_disk(e.size));
     }
-    let restores_data = units.iter().any(|u| u.rel == install.rel("mssql"));
+    let restores_data = units.iter().any(|u| u.rel == install.rel("mssql") || u.rel == VOLUME_PART);
     let running = facts::read_info(install);
     let version_change = facts::version_change(
         manifest.bitwarden.core_version.as_deref(),
@@ -172,14 +172,36 @@ pub fn check(install: &Install, store: &Store, plan: &Plan, progress: bool) -> R
 /// snapshot of the current state in the store.
 fn room_needs(install: &Install, store: &Store, plan: &Plan) -> Result<Vec<Need>> {
     let (_, sources) = scope::collect(install, &current_scope(plan))?;
-    Ok(vec![
+    let volume = plan.units.iter().any(|u| u.rel == VOLUME_PART).then_some(()).and(install.volume.as_ref());
+    let in_volume: u64 = match volume {
+        Some(_) => plan
+            .manifest
+            .entries
+            .iter()
+            .filter(|e| restore::Unit::in_volume(&e.path))
+            .fold(0u64, |acc, e| acc.saturating_add(room::on_disk(e.size))),
+        None => 0,
+    };
+    let mut needs = vec![
         Need {
             path: room::existing_ancestor(&store.root),
             bytes: room::snapshot_bound(&sources),
             what: "the snapshot of the current state".into(),
         },
-        Need { path: install.data.clone(), bytes: plan.staged_bytes, what: "the staged copy".into() },
-    ])
+        Need {
+            path: install.data.clone(),
+            bytes: plan.staged_bytes.saturating_sub(in_volume),
+            what: "the staged copy".into(),
+        },
+    ];
+    if let Some(volume) = volume {
+        needs.push(Need {
+            path: volume.clone(),
+            bytes: in_volume,
+            what: "the staged copy of the volume".into(),
+        });
+    }
+    Ok(needs)
 }
 
 /// The scope of the snapshot of the current state: the same parts.
@@ -215,6 +237,11 @@ pub fn apply(
         install_dir: install.dir.display().to_string(),
         phase: Phase::Staging,
         units: units.clone(),
+        volume: units
+            .iter()
+            .any(|u| u.rel == VOLUME_PART)
+            .then(|| install.volume.as_ref().map(|v| v.display().to_string()))
+            .flatten(),
     };
     journal.write(store)?;
     let bar = Progress::new("restore", plan.manifest.content_size(), progress);

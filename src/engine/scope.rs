@@ -14,7 +14,7 @@ use walkdir::WalkDir;
 use crate::engine::archive::Source;
 use crate::engine::manifest::Part;
 use crate::error::{Error, Refusal, Result};
-use crate::install::Install;
+use crate::install::{Install, VOLUME_PART};
 
 /// The parts inside the data directory that must match the database.
 /// With them, as one set, everything Setup (re)writes: a rollback must not
@@ -106,6 +106,10 @@ impl Scope {
         };
         if !matches!(self, Scope::Parts(_) | Scope::Files(_)) {
             paths.push(SCRIPT.to_string());
+            // The database of a Docker-volume install, with the rest.
+            if install.volume.is_some() {
+                paths.push(VOLUME_PART.to_string());
+            }
         }
         Ok(paths)
     }
@@ -135,7 +139,9 @@ pub fn collect(install: &Install, scope: &Scope) -> Result<(Vec<Part>, Vec<Sourc
     let mut parts = Vec::new();
     let mut sources = Vec::new();
     for rel in scope.part_paths(install)? {
-        let abs = install.dir.join(&rel);
+        let abs = install.locate(&rel).ok_or_else(|| {
+            Error::internal(format!("{rel} is the Docker volume's part, and the volume is not known"))
+        })?;
         let meta = match fs::symlink_metadata(&abs) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

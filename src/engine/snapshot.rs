@@ -14,7 +14,7 @@ use std::path::Path;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::engine::archive;
-use crate::engine::beneath::Dir;
+use crate::engine::beneath::{Dir, Roots};
 use crate::engine::gz::{self, ParallelGz};
 use crate::engine::manifest::{
     ARCHIVE, ARCHIVE_SUM, ArchiveInfo, Compression, DatabasePause, FORMAT, MANIFEST, Manifest, SUMS,
@@ -28,9 +28,9 @@ use crate::engine::store::Store;
 use crate::engine::verify;
 use crate::error::{Error, Result};
 use crate::files;
-use crate::install::Install;
 use crate::install::facts;
 use crate::install::preflight;
+use crate::install::{Install, VOLUME_PART};
 
 /// Default deflate level.
 pub const DEFAULT_LEVEL: u32 = 2;
@@ -122,7 +122,7 @@ fn write_snapshot(
     let file = files::create_private_file(&archive_path)?;
     let gz = ParallelGz::new(file, req.level, gz::default_workers(), ReadBack::start(&archive_path));
     let mut builder = tar::Builder::new(gz);
-    let root = Dir::open(&install.dir).map_err(|e| Error::io("cannot open", &install.dir, e))?;
+    let root = roots(install, parts.iter().map(|p| p.path.as_str()))?;
     let (entries, changed) =
         archive::append_sources(&mut builder, &root, sources, &progress, req.live, &archive_path)
             .map_err(|e| integrity_if_mismatch(id, e))?;
@@ -198,6 +198,20 @@ fn write_snapshot(
     files::sync_dir(dir)?;
     files::sync_dir(dir.parent().unwrap_or(Path::new("/")))?;
     Ok(manifest)
+}
+
+/// The directories the sources are read beneath: the install directory,
+/// and the Docker volume's mount point when a part is the volume.
+pub fn roots<'a>(install: &Install, parts: impl IntoIterator<Item = &'a str>) -> Result<Roots> {
+    let root = Dir::open(&install.dir).map_err(|e| Error::io("cannot open", &install.dir, e))?;
+    let mut roots = Roots::new(root);
+    if parts.into_iter().any(|p| p == VOLUME_PART)
+        && let Some(volume) = &install.volume
+    {
+        let dir = Dir::open(volume).map_err(|e| Error::io("cannot open", volume, e))?;
+        roots = roots.with(VOLUME_PART, dir);
+    }
+    Ok(roots)
 }
 
 /// A read-back that found other bytes on disk than were written is an

@@ -68,6 +68,31 @@ pub fn check_store(store: &Path) -> Result<()> {
     }
 }
 
+/// Why the directory `path` cannot be trusted as a place to read and
+/// write beneath, if it cannot: it or a directory above it is a link, not
+/// a directory, owned by another user than root or this one, or writable
+/// by others (sticky directories aside). For places bwguard does not make,
+/// such as a Docker volume's directory.
+pub fn dir_chain_problem(path: &Path) -> Option<String> {
+    let me = rustix::process::geteuid().as_raw();
+    let mut at = PathBuf::from("/");
+    for c in std::iter::once(None).chain(path.components().skip(1).map(Some)) {
+        if let Some(c) = c {
+            at.push(c);
+        }
+        let why = match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => Some("it is a symbolic link".to_string()),
+            Ok(m) if !m.is_dir() => Some("it is not a directory".to_string()),
+            Ok(m) => problem(&m, me, true),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = why {
+            return Some(format!("{} ({why})", at.display()));
+        }
+    }
+    None
+}
+
 /// Refuses a file of the store that this user does not own or that others
 /// can write (`meta` from `fstat` of the opened file).
 pub fn check_store_file(meta: &std::fs::Metadata, path: &Path) -> Result<()> {

@@ -33,7 +33,20 @@ pub struct Install {
     pub data_name: String,
     /// The snapshot store (absolute; may not exist yet).
     pub store: PathBuf,
+    /// The mount point of the Docker volume holding the database, for an
+    /// install with `database_docker_volume: true` once Docker named it
+    /// (`crate::procedure::volume`); its files are the part
+    /// [`VOLUME_PART`] of a snapshot.
+    pub volume: Option<PathBuf>,
 }
+
+/// The name, in a snapshot, of the part holding the files of the Docker
+/// volume `mssql_data` (`database_docker_volume: true`). It is not a path in
+/// the install: it stands for the volume's mount point.
+pub const VOLUME_PART: &str = "docker-volume/mssql_data";
+/// The name of a local Docker volume's data directory, its mount point:
+/// `…/volumes/NAME/_data`.
+pub const VOLUME_DATA: &str = "_data";
 
 /// Refuses a data directory that is a symbolic link made by another user
 /// than the one running: the install's owner could point it anywhere
@@ -88,7 +101,7 @@ impl Install {
         if store.starts_with(&data) {
             return Err(Error::StoreInsideData { store, data });
         }
-        Ok(Install { dir, data, data_name, store })
+        Ok(Install { dir, data, data_name, store, volume: None })
     }
 
     /// The install-relative path of something inside the data directory.
@@ -104,6 +117,17 @@ impl Install {
     pub fn open_store(&self) -> Result<crate::engine::store::Store> {
         crate::engine::trust::check_store(&self.store)?;
         Ok(crate::engine::store::Store::new(&self.store))
+    }
+
+    /// Where the install-relative part path `rel` is now: in the install
+    /// directory, or, for [`VOLUME_PART`] and what is in it, in the Docker
+    /// volume (`None` when the volume's mount point is not known).
+    pub fn locate(&self, rel: &str) -> Option<PathBuf> {
+        match rel.strip_prefix(VOLUME_PART) {
+            Some("") => self.volume.clone(),
+            Some(rest) if rest.starts_with('/') => self.volume.as_ref().map(|v| v.join(&rest[1..])),
+            _ => Some(self.dir.join(rel)),
+        }
     }
 
     /// `bwdata/config.yml`, absolute.
@@ -163,6 +187,7 @@ impl Install {
             data_name: name.to_string_lossy().into_owned(),
             data: file.clone(),
             store,
+            volume: None,
         })
     }
 }

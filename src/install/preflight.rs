@@ -10,9 +10,10 @@ use crate::install::config::Config;
 use crate::install::facts::{self, DatabaseMode};
 use crate::install::live;
 
-/// Where the live database files are.
+/// Where the live database files are: `bwdata/mssql/data`, or the Docker
+/// volume's mount point once it is known.
 pub fn database_dir(install: &Install) -> PathBuf {
-    install.data.join("mssql/data")
+    install.volume.clone().unwrap_or_else(|| install.data.join("mssql/data"))
 }
 
 /// Refuses while a process has the database files open, unless `live`
@@ -67,11 +68,17 @@ pub fn database_mode(install: &Install) -> DatabaseMode {
     facts::database_mode(config.as_ref(), env.as_deref())
 }
 
-/// Refuses when `bwdata/mssql/data` is not the live database (external SQL
-/// Server, or a Docker volume), unless the user says it is backed up.
+/// Refuses when the snapshot would not hold the live database (an external
+/// SQL Server, or a Docker volume whose mount point is not known), unless
+/// the user says it is backed up.
 pub fn database_covered(install: &Install, backed_up_elsewhere: bool) -> Result<DatabaseMode> {
     let mode = database_mode(install);
-    if mode == DatabaseMode::BuiltIn || backed_up_elsewhere {
+    let covered = match mode {
+        DatabaseMode::BuiltIn => true,
+        DatabaseMode::DockerVolume => install.volume.is_some(),
+        DatabaseMode::External => false,
+    };
+    if covered || backed_up_elsewhere {
         return Ok(mode);
     }
     let where_ = match mode {

@@ -77,6 +77,20 @@ impl<'a> Docker<'a> {
     /// Refuses (exit 5) unless the user reaches the daemon and a compose
     /// works for it, naming the fix; returns the compose.
     pub fn preflight(&self) -> Result<Compose> {
+        self.reachable()?;
+        let who = self.who.describe();
+        self.compose().ok_or_else(|| {
+            Error::refused(
+                Refusal::NoCompose,
+                format!("neither `docker compose` nor `docker-compose` works for {who}"),
+                "install Docker Compose (`apt-get install docker-compose-plugin`, or docker-compose) and run \
+                 the command again; nothing was changed",
+            )
+        })
+    }
+
+    /// Refuses (exit 5) unless the user reaches the daemon, naming the fix.
+    pub fn reachable(&self) -> Result<()> {
         let who = self.who.describe();
         let out = self.run(&["version", "--format", "{{.Server.Version}}"]).map_err(|e| {
             Error::refused(
@@ -105,14 +119,7 @@ impl<'a> Docker<'a> {
                 hint,
             ));
         }
-        self.compose().ok_or_else(|| {
-            Error::refused(
-                Refusal::NoCompose,
-                format!("neither `docker compose` nor `docker-compose` works for {who}"),
-                "install Docker Compose (`apt-get install docker-compose-plugin`, or docker-compose) and run \
-                 the command again; nothing was changed",
-            )
-        })
+        Ok(())
     }
 
     /// The compose bitwarden.sh picks: `docker compose` if it works, else
@@ -130,6 +137,12 @@ impl<'a> Docker<'a> {
         c.arg("--version").stdin(std::process::Stdio::null());
         let out = c.output().ok().filter(|o| o.status.success())?;
         Some(Compose { plugin: false, version: version_in(&String::from_utf8_lossy(&out.stdout))? })
+    }
+
+    /// What `docker ARGS` printed, when it succeeded.
+    pub fn query(&self, args: &[&str]) -> Option<String> {
+        let out = self.run(args).ok().filter(|o| o.status.success())?;
+        Some(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// The state of container `name`; `None` when there is no such container.

@@ -18,6 +18,7 @@ pub mod docker;
 pub mod pause;
 pub mod runas;
 pub mod script;
+pub mod volume;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -288,6 +289,9 @@ impl Run<'_> {
 /// database mode, the lock, stop and its check, snapshot, the actions, the
 /// check; journaled, and rolled back on request under the same lock.
 pub fn execute(ctx: &mut Ctx, install: &Install, plan: &Plan<'_>, opts: &Opts) -> Result<Outcome> {
+    let mut install = install.clone();
+    volume::attach(&mut install, opts.db_backed_up_elsewhere)?;
+    let install = &install;
     preflight::database_covered(install, opts.db_backed_up_elsewhere)?;
     let runner =
         Runner::new(install, opts.bitwarden_sh.as_deref(), ctx.global.yes, opts.step_timeout, ctx.progress)?;

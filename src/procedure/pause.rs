@@ -336,7 +336,13 @@ pub fn with_paused<T>(
 /// built-in one (else refused, with `otherwise` as the hint).
 fn pausable(install: &Install, otherwise: &str) -> Result<RunAs> {
     let mode = preflight::database_mode(install);
-    if mode != DatabaseMode::BuiltIn {
+    let pausable = match mode {
+        DatabaseMode::BuiltIn => true,
+        // Once its volume is known: the snapshot holds the volume's files.
+        DatabaseMode::DockerVolume => install.volume.is_some(),
+        DatabaseMode::External => false,
+    };
+    if !pausable {
         return Err(Error::refused(
             Refusal::DatabaseElsewhere,
             format!(

@@ -44,6 +44,19 @@ impl RunAs {
         })
     }
 
+    /// bwguard's own user.
+    pub fn me() -> RunAs {
+        let (uid, gid) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
+        let entry = passwd_entry(uid);
+        RunAs {
+            uid,
+            gid: entry.as_ref().map_or(gid, |e| e.gid),
+            name: entry.as_ref().map(|e| e.name.clone()),
+            home: entry.map(|e| e.home),
+            switch: false,
+        }
+    }
+
     /// How the user is named in messages: `bitwarden (uid 1001)`.
     pub fn describe(&self) -> String {
         match &self.name {

@@ -473,6 +473,14 @@ impl Drop for Site {
             args.extend(ids.iter().map(String::as_str));
             self.bed.docker(&args);
         }
+        // And from no volume (a docker-volume install's database).
+        let out = self.bed.docker(&["volume", "ls", "-q"]);
+        let names: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+        if !names.is_empty() {
+            let mut args = vec!["volume", "rm", "-f"];
+            args.extend(names.iter().map(String::as_str));
+            self.bed.docker(&args);
+        }
     }
 }
 

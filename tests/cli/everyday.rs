@@ -119,3 +119,35 @@ fn unattended_runs_end_with_one_log_line() {
     // Read-only commands have no log line.
     assert!(!env.run(&["list"]).stderr.contains("bwguard["));
 }
+
+#[test]
+fn a_database_bwguard_cannot_reach_is_refused_unless_backed_up_elsewhere() {
+    let env = TestEnv::new();
+    let config = String::from_utf8(env.config()).unwrap();
+    // An external SQL Server.
+    env.set_config(
+        config.replace("enable_built_in_ms_sql: true", "enable_built_in_ms_sql: false").as_bytes(),
+    );
+    let e = env.run(&["backup", "--json"]).error(5, "database-elsewhere");
+    assert!(e.hint.unwrap_or_default().contains("--db-backed-up-elsewhere"));
+    assert!(env.snapshot_ids().is_empty());
+    let id = env.run(&["backup", "--db-backed-up-elsewhere", "--json"]).ok().json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(manifest(&env, &id)["bitwarden"]["database"], "external");
+    // A Docker volume, and no Docker daemon to name it: nothing is taken.
+    env.set_config(
+        config.replace("database_docker_volume: false", "database_docker_volume: true").as_bytes(),
+    );
+    let no_daemon =
+        |args: &[&str]| env.bwguard(args).env("DOCKER_HOST", "unix:///nonexistent/docker.sock").run();
+    let e = no_daemon(&["backup", "--json"]).error(5, "docker-unreachable");
+    assert!(e.hint.unwrap_or_default().contains("--db-backed-up-elsewhere"));
+    assert_eq!(env.snapshot_ids(), std::slice::from_ref(&id));
+    let r = no_daemon(&["backup", "--db-backed-up-elsewhere", "--json"]);
+    let only_settings = r.ok().json()["id"].as_str().unwrap().to_string();
+    let m = manifest(&env, &only_settings);
+    assert_eq!(m["bitwarden"]["database"], "docker-volume");
+    assert!(m["parts"].as_array().unwrap().iter().all(|p| p["path"] != "docker-volume/mssql_data"));
+}

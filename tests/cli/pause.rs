@@ -338,3 +338,130 @@ fn a_data_rollback_with_the_database_paused_leaves_the_rest_running() {
     assert!(!journal(&site).exists());
     site.assert_running();
 }
+
+/// The mount point of the volume the database container mounts.
+fn volume_of(site: &Site) -> PathBuf {
+    let format =
+        "{{range .Mounts}}{{if eq .Destination \"/var/opt/mssql/data\"}}{{.Type}} {{.Source}}{{end}}{{end}}";
+    let out = site.bed.docker(&["inspect", "--format", format, DB]);
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let source = said.strip_prefix("volume ").unwrap_or_else(|| panic!("not a volume mount: {said:?}"));
+    PathBuf::from(source)
+}
+
+/// The SHA-256 of each file in `dir`, by its path below `dir`.
+fn digests(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    use sha2::Digest;
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+            (rel, bwguard::engine::manifest::hex(&sha2::Sha256::digest(fs::read(e.path()).unwrap())))
+        })
+        .collect()
+}
+
+#[test]
+fn a_docker_volume_install_is_snapshotted_with_its_volume_and_rolled_back_into_it() {
+    let Some(site) = Site::new(Owner::User) else { return };
+    // The admin moves the database into a Docker volume.
+    assert!(site.script("stop").status.success());
+    let config = fs::read_to_string(site.data().join("config.yml")).unwrap();
+    fs::write(
+        site.data().join("config.yml"),
+        config.replace("database_docker_volume: false", "database_docker_volume: true"),
+    )
+    .unwrap();
+    for arg in ["rebuild", "start"] {
+        let out = site.script(arg);
+        assert!(out.status.success(), "./bitwarden.sh {arg}: {}", text(&out));
+    }
+    site.wait_running();
+    let volume = volume_of(&site);
+    assert!(volume.ends_with("_data") && volume.join("vault.mdf").is_file(), "{}", volume.display());
+    // Without Docker's volume the backup would hold no database; now it
+    // needs no --db-backed-up-elsewhere.
+    let before = others(&site);
+    let r = site.bwguard(&["backup", "--pause-db", "--json"]).run();
+    r.ok();
+    let backup: BackupReport = r.parse();
+    let id = backup.snapshot.id.clone();
+    assert_eq!(backup.snapshot.consistency, "cold");
+    assert!(backup.snapshot.database_pause.as_ref().is_some_and(|p| p.downtime_seconds.is_some()));
+    assert_eq!(others(&site), before, "only the database was stopped");
+    assert_db_back(&site);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(site.env.snap_dir(&id).join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["bitwarden"]["database"], "docker-volume");
+    let part = manifest["parts"].as_array().unwrap().iter().find(|p| p["path"] == "docker-volume/mssql_data");
+    assert!(part.is_some_and(|p| p["present"] == true), "{}", manifest["parts"]);
+    // What the volume held, as the snapshot recorded it (the engine's log
+    // keeps changing after the start).
+    let recorded: std::collections::BTreeMap<String, String> = manifest["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "file")
+        .filter_map(|e| {
+            let rel = e["path"].as_str()?.strip_prefix("docker-volume/mssql_data/")?;
+            Some((rel.to_string(), e["sha256"].as_str()?.to_string()))
+        })
+        .collect();
+    assert_eq!(
+        recorded.keys().collect::<Vec<_>>(),
+        ["master.mdf", "mastlog.ldf", "vault.mdf", "vault_log.ldf"]
+    );
+    assert_eq!(recorded["vault.mdf"], digests(&volume)["vault.mdf"]);
+    site.bwguard(&["verify", &id, "--deep"]).run().ok();
+
+    // The vault changes in the volume, and a file is added.
+    site.bed.docker(&["stop", DB]);
+    let kept_meta = fs::metadata(volume.join("vault.mdf")).unwrap();
+    fs::write(volume.join("vault.mdf"), b"a vault that went wrong").unwrap();
+    fs::write(volume.join("stray.ndf"), b"added since").unwrap();
+    site.bed.docker(&["start", DB]);
+    assert_db_back(&site);
+    let r = site.bwguard(&["rollback", &id, "--only", "data", "--pause-db", "--yes", "--json"]).run();
+    r.ok();
+    let report: bwguard::report::RollbackReport = r.parse();
+    assert!(report.parts.iter().any(|p| p == "docker-volume/mssql_data"), "{:?}", report.parts);
+    assert_db_back(&site);
+    site.assert_running();
+    let now = digests(&volume);
+    assert!(!now.contains_key("stray.ndf"), "the added file is gone");
+    for f in ["vault.mdf", "master.mdf", "mastlog.ldf"] {
+        assert_eq!(now[f], recorded[f], "{f} is the snapshot's again");
+    }
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(volume.join("vault.mdf")).unwrap();
+    assert_eq!((meta.uid(), meta.gid(), meta.mode()), (kept_meta.uid(), kept_meta.gid(), kept_meta.mode()));
+    assert!(fs::read_dir(volume.parent().unwrap()).unwrap().all(|e| e.unwrap().file_name() == "_data"));
+    // The state the rollback replaced is kept, the broken vault with it.
+    let before_id = report.before.clone().unwrap();
+    let saved: serde_json::Value =
+        serde_json::from_slice(&fs::read(site.env.snap_dir(&before_id).join("manifest.json")).unwrap())
+            .unwrap();
+    let stray = saved["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["path"] == "docker-volume/mssql_data/stray.ndf");
+    assert!(stray, "the snapshot before the rollback holds the volume as it was");
+    assert_store_sound(&site);
+    // Bitwarden stopped: compose removed the containers, not the volume,
+    // which Docker still names by the labels compose gave it.
+    assert!(site.script("stop").status.success());
+    assert!(db_state(&site).is_none());
+    let r = site.bwguard(&["backup", "--json"]).run();
+    r.ok();
+    let cold: BackupReport = r.parse();
+    let m: serde_json::Value = serde_json::from_slice(
+        &fs::read(site.env.snap_dir(&cold.snapshot.id).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let vault =
+        m["entries"].as_array().unwrap().iter().find(|e| e["path"] == "docker-volume/mssql_data/vault.mdf");
+    assert_eq!(vault.unwrap()["sha256"], recorded["vault.mdf"].as_str());
+}

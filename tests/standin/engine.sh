@@ -16,6 +16,14 @@ if [ -e /var/opt/mssql/log/fail-start ]; then
   echo "engine: cannot start (the test said so)" >&2
   exit 1
 fi
+# The first start in an empty data directory (a new Docker volume): SQL
+# Server creates its system databases, Bitwarden's admin the vault.
+if [ -z "$(ls -A "$D")" ]; then
+  for f in vault.mdf vault_log.ldf master.mdf mastlog.ldf; do
+    dd if=/dev/zero of="$D/$f" bs=8192 count=4 2>/dev/null
+    printf 'NEW %s' "$f" | dd of="$D/$f" conv=notrunc 2>/dev/null
+  done
+fi
 for f in vault.mdf vault_log.ldf master.mdf mastlog.ldf; do
   [ -f "$D/$f" ] || { echo "engine: $D/$f is missing" >&2; exit 1; }
 done

@@ -18,7 +18,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::{CHUNK, Source};
-use crate::engine::beneath::Dir;
+use crate::engine::beneath::Roots;
 use crate::engine::manifest::{Entry, EntryType, hex};
 use crate::engine::progress::Progress;
 use crate::error::{Error, Failure, Refusal, Result};
@@ -128,7 +128,7 @@ impl SourceReader<'_> {
 /// `live`: then its path is returned among the changed ones.
 pub fn append_sources<W: Write>(
     builder: &mut tar::Builder<W>,
-    root: &Dir,
+    root: &Roots,
     sources: &[Source],
     progress: &Progress,
     live: bool,
@@ -167,7 +167,7 @@ pub fn append_sources<W: Write>(
 }
 
 /// The names in directory `rel` of the install, as it is now.
-fn list(root: &Dir, rel: &str) -> io::Result<Vec<String>> {
+fn list(root: &Roots, rel: &str) -> io::Result<Vec<String>> {
     let dir = root.open_beneath(rel, false)?;
     fs::read_dir(dir.path(""))?.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned())).collect()
 }
@@ -192,7 +192,7 @@ fn differs(then: &fs::Metadata, now: &fs::Metadata) -> bool {
 
 fn append_one<W: Write>(
     builder: &mut tar::Builder<W>,
-    root: &Dir,
+    root: &Roots,
     s: &Source,
     progress: &Progress,
     live: bool,
