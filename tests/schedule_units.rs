@@ -45,19 +45,26 @@ fn layout(dir: &Path, bin: &str, install: &str) -> Job {
         push: None,
         user: None,
         pause_db: true,
+        documentation: None,
     }
 }
 
-/// Writes the two units into `dir` and runs `systemd-analyze verify` on them.
+/// Writes the two units into `dir` and runs `systemd-analyze verify` on
+/// them, `Documentation=` checked too.
 fn verify(dir: &Path, job: &Job) {
+    verify_with(dir, job, &[]);
+}
+
+fn verify_with(dir: &Path, job: &Job, env: &[(&str, &Path)]) {
     let service = dir.join("bwguard-backup.service");
     let timer = dir.join("bwguard-backup.timer");
     std::fs::write(&service, render_service(job)).unwrap();
     std::fs::write(&timer, render_timer(job)).unwrap();
     let out = Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
+        .arg("verify")
         .arg(&service)
         .arg(&timer)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -109,6 +116,21 @@ fn systemd_analyze_accepts_the_units() {
     let job = layout(dir.path(), "it's \"bin\"", "install");
     assert!(render_service(&job).contains("\nExecStart=/bin/sh -c "));
     verify(dir.path(), &job);
+
+    // The man page that `bwguard man` prints, where `man` finds it: the
+    // units name it, and systemd-analyze finds it too.
+    if Command::new("man").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        let dir = target_tempdir();
+        let mut job = layout(dir.path(), "bin", "install");
+        job.documentation = Some("man:bwguard(1)".into());
+        let pages = dir.path().join("man");
+        std::fs::create_dir_all(pages.join("man1")).unwrap();
+        std::fs::write(pages.join("man1/bwguard.1"), bwguard::commands::man::page()).unwrap();
+        assert!(render_service(&job).contains("\nDocumentation=man:bwguard(1)\n"));
+        verify_with(dir.path(), &job, &[("MANPATH", &pages)]);
+    } else {
+        assert!(std::env::var_os("CI").is_none(), "man is missing: apt-get install -y man-db");
+    }
 
     // Everything under /tmp: PrivateTmp= is left out.
     let dir = tempfile::tempdir_in("/tmp").unwrap();

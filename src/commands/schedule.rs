@@ -49,7 +49,23 @@ fn job(args: &JobArgs, ctx: &Ctx) -> Result<Job> {
         push: args.push.clone(),
         user: args.user.clone(),
         pause_db,
+        documentation: documentation(),
     })
+}
+
+/// What documents the units on this host: the man page when `man` finds
+/// it, else the scheduling guide the package installs, else nothing.
+fn documentation() -> Option<String> {
+    let man = std::process::Command::new("man")
+        .args(["-w", "bwguard"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    if man.is_ok_and(|s| s.success()) {
+        return Some("man:bwguard(1)".into());
+    }
+    let guide = Path::new("/usr/share/doc/bwguard/docs/scheduling.md");
+    guide.is_file().then(|| format!("file:{}", guide.display()))
 }
 
 /// `--pause-db` unless the admin chose `--live` or `--no-pause`, for a
@@ -114,7 +130,7 @@ fn install(args: &ScheduleArgs, ctx: &mut Ctx) -> Result<ScheduleReport> {
         if remote.credentials_file.is_none() {
             ctx.out.warn(format!(
                 "remote {name} takes its S3 keys from the environment, which the timer does not have: \
-                 add it again with --credentials-file FILE (see docs/offsite.md)"
+                 add it again with --credentials-file FILE (see `bwguard remote add --help`)"
             ));
         }
     }
@@ -124,7 +140,7 @@ fn install(args: &ScheduleArgs, ctx: &mut Ctx) -> Result<ScheduleReport> {
         ctx.out.info(format!("saved the retention policy {} for backup --prune", p.describe()));
     } else {
         ctx.out
-            .warn("no retention flags: scheduled backups will keep every snapshot (see docs/scheduling.md)");
+            .warn("no retention flags: scheduled backups will keep every snapshot (add --keep-daily, --keep-weekly or --keep-monthly; see `man bwguard`)");
     }
     let dir = &args.dir.unit_dir;
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;

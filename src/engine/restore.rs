@@ -264,7 +264,7 @@ fn volume_unknown(rel: &str) -> Error {
             "{rel} is the database's Docker volume, and this install's config.yml does not keep the database \
              in a volume (database_docker_volume), so bwguard does not know where to put it"
         ),
-        "restore it by hand (see the README: copy the archive's docker-volume/mssql_data/ into the volume's \
+        "restore it by hand (RESTORING BY HAND in `man bwguard`: copy the archive's docker-volume/mssql_data/ into the volume's \
          directory), or restore the other parts with --only config",
     )
 }
@@ -328,7 +328,7 @@ pub fn select_units(install: &Install, manifest: &Manifest, selection: Selection
                 "snapshot {} was taken of a data directory named {}, this install's is {}",
                 manifest.id, manifest.data_dir, install.data_name
             ),
-            "restore it by hand with tar (see the README), or rename the data directory",
+            "restore it by hand with tar (RESTORING BY HAND in `man bwguard`), or rename the data directory",
         ));
     }
     let config = install.rel("config.yml");
@@ -358,7 +358,7 @@ pub fn select_units(install: &Install, manifest: &Manifest, selection: Selection
                     "{} is a mount point; bwguard swaps parts by rename, which cannot replace a mount point",
                     target.display()
                 ),
-                "restore this snapshot by hand with tar (see the README)",
+                "restore this snapshot by hand with tar (RESTORING BY HAND in `man bwguard`)",
             ));
         }
     }

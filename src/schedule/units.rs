@@ -93,6 +93,10 @@ pub struct Job {
     /// Pass `--pause-db` to `backup`, and start the database container
     /// after the run if a killed run left it stopped (`ExecStopPost=`).
     pub pause_db: bool,
+    /// The units' `Documentation=`: what documents them on this host (the
+    /// man page when `man` finds it), or nothing, so that `systemd-analyze
+    /// verify` never looks for a page that is not there.
+    pub documentation: Option<String>,
 }
 
 /// The arguments after the global flags of every scheduled run. `--scheduled`
@@ -124,7 +128,9 @@ pub fn render_service(job: &Job) -> String {
     let mut s = unit_header("bwguard-backup.service");
     s.push_str("[Unit]\n");
     s.push_str("Description=bwguard scheduled backup of Bitwarden\n");
-    s.push_str("Documentation=man:bwguard(1)\n");
+    if let Some(doc) = &job.documentation {
+        s.push_str(&format!("Documentation={}\n", unit_value(doc)));
+    }
     s.push_str("After=docker.service\n");
     s.push_str("\n[Service]\n");
     s.push_str("Type=oneshot\n");
@@ -198,7 +204,9 @@ pub fn render_timer(job: &Job) -> String {
     let mut s = unit_header("bwguard-backup.timer");
     s.push_str("[Unit]\n");
     s.push_str("Description=bwguard scheduled backup of Bitwarden (timer)\n");
-    s.push_str("Documentation=man:bwguard(1)\n");
+    if let Some(doc) = &job.documentation {
+        s.push_str(&format!("Documentation={}\n", unit_value(doc)));
+    }
     s.push_str("\n[Timer]\n");
     s.push_str(&format!("OnCalendar={}\n", unit_value(&job.calendar)));
     s.push_str("Persistent=true\n");
@@ -494,6 +502,7 @@ mod tests {
             push: None,
             user: None,
             pause_db: false,
+            documentation: Some("man:bwguard(1)".into()),
         }
     }
 
