@@ -129,6 +129,8 @@ kinds! {
         /// A step of Bitwarden's procedure failed; the message names it and
         /// the hint the command that undoes it.
         StepFailed = "step-failed",
+        /// `prune` or `backup --prune` has no policy: none given, none saved.
+        NoRetentionPolicy = "no-retention-policy",
         /// A step failed and the install was rolled back to the snapshot;
         /// Bitwarden runs again.
         RolledBack = "rolled-back",
@@ -205,6 +207,9 @@ pub enum Error {
     /// No remote of that name is set up.
     #[error("no remote {name:?}{}", if known.is_empty() { ": none is set up".to_string() } else { format!("; the remotes are: {}", known.join(", ")) })]
     NoSuchRemote { name: String, known: Vec<String> },
+    /// A command that reads the store named a store that does not exist.
+    #[error("there is no snapshot store at {}", .0.display())]
+    NoStore(PathBuf),
     /// Rollback or diff with an empty store.
     #[error("there is no snapshot in {}", .0.display())]
     NoSnapshots(PathBuf),
@@ -231,7 +236,7 @@ pub enum Error {
 
 /// The kinds of errors that are not a [`Refusal`] or a [`Failure`], with
 /// their exit codes (the config kinds come from [`ConfigError::KINDS`]).
-const OTHER_KINDS: [(&str, Exit); 11] = [
+const OTHER_KINDS: [(&str, Exit); 12] = [
     ("io", Exit::Failed),
     ("disk-full", Exit::Failed),
     ("permission-denied", Exit::Failed),
@@ -243,6 +248,7 @@ const OTHER_KINDS: [(&str, Exit); 11] = [
     ("store-inside-data", Exit::Refused),
     ("no-snapshots", Exit::Refused),
     ("no-such-remote", Exit::Usage),
+    ("no-store", Exit::Usage),
 ];
 
 /// Every `kind` a `--json` error can have, with its exit code.
@@ -302,7 +308,8 @@ impl Error {
             | Error::NoDataDirHere(_)
             | Error::NoSuchSnapshot { .. }
             | Error::NoSuchCopy { .. }
-            | Error::NoSuchRemote { .. } => Exit::Usage,
+            | Error::NoSuchRemote { .. }
+            | Error::NoStore(_) => Exit::Usage,
             Error::Integrity { .. } => Exit::Integrity,
             Error::Busy { .. } => Exit::Busy,
             Error::StoreInsideData { .. }
@@ -326,6 +333,7 @@ impl Error {
             Error::NoSuchSnapshot { .. } | Error::NoSuchCopy { .. } => "no-such-snapshot",
             Error::NoSuchRemote { .. } => "no-such-remote",
             Error::NoSnapshots(_) => "no-snapshots",
+            Error::NoStore(_) => "no-store",
             Error::Integrity { .. } => "integrity",
             Error::Busy { .. } => "busy",
             Error::Config { source, .. } => source.kind(),
@@ -366,6 +374,9 @@ impl Error {
             }
             Error::NoSuchRemote { .. } => Some("`bwguard remote list` shows them".into()),
             Error::NoSnapshots(_) => Some("take one with `bwguard backup`".into()),
+            Error::NoStore(_) => Some(
+                "check --store (or BWGUARD_STORE); `bwguard status` names the store this install uses".into(),
+            ),
             Error::Integrity { .. } => Some(
                 "do not restore from this snapshot; run `bwguard verify --all --deep` \
                  to find a good one"

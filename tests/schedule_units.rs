@@ -46,6 +46,7 @@ fn layout(dir: &Path, bin: &str, install: &str) -> Job {
         user: None,
         pause_db: true,
         documentation: None,
+        retention: Vec::new(),
     }
 }
 

@@ -70,6 +70,10 @@ pub struct PruneArgs {
     /// Apply the policy to the copies on this remote instead
     #[arg(long, value_name = "NAME")]
     pub remote: Option<String>,
+    /// Also save the given policy in the store, for every later `prune` and
+    /// `backup --prune` without flags (the cron route, a manual prune)
+    #[arg(long)]
+    pub save_policy: bool,
 }
 
 /// `schedule install|remove|print`.
@@ -137,4 +141,8 @@ pub struct SchedulePrintArgs {
     /// Print a crontab line (for /etc/cron.d with a user field) instead of the units
     #[arg(long)]
     pub cron: bool,
+    /// The retention policy each run's `backup --prune` applies, written into
+    /// the printed command line (default: the policy saved in the store).
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 }

@@ -21,6 +21,12 @@ impl Run for BackupArgs {
     type Report = BackupReport;
 
     fn run(&self, ctx: &mut Ctx) -> Result<BackupReport> {
+        if self.retention.policy().is_some() && !self.prune {
+            return Err(Error::Usage(
+                "--keep-* is the retention policy of --prune: add --prune, or run `bwguard prune` with it"
+                    .into(),
+            ));
+        }
         let mut install = ctx.install()?;
         volume::attach(&mut install, self.scope.db_backed_up_elsewhere)?;
         let writing = ctx.begin_write(&install, "backup")?;
@@ -72,7 +78,14 @@ impl Run for BackupArgs {
                     ctx.out.show(&pruned);
                     report.prune = Some(pruned);
                 }
-                None => ctx.out.info("no retention policy given or saved: nothing pruned"),
+                None => {
+                    let e = policy::no_policy(store);
+                    return Err(Error::Failed {
+                        kind: Failure::NoRetentionPolicy,
+                        message: format!("snapshot {} was taken and verified, but {e}", m.id),
+                        hint: e.hint(),
+                    });
+                }
             }
         }
         Ok(report)

@@ -9,7 +9,7 @@ use super::Run;
 use crate::cli::PruneArgs;
 use crate::context::Ctx;
 use crate::engine::store::Store;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::offsite::sign::Accept;
 use crate::offsite::{self, RemoteManifest, remote};
 use crate::report::PruneReport;
@@ -21,10 +21,28 @@ impl Run for PruneArgs {
 
     fn run(&self, ctx: &mut Ctx) -> Result<PruneReport> {
         let install = ctx.install()?;
+        // A mistyped --store must not become an empty store with nothing to prune.
+        if !install.store.exists() {
+            return Err(Error::NoStore(install.store.clone()));
+        }
+        if self.save_policy && self.retention.policy().is_none() {
+            return Err(Error::Usage(
+                "--save-policy saves the --keep-* flags given with it: add them".into(),
+            ));
+        }
         let writing = ctx.begin_write(&install, "prune")?;
         let policy = match self.retention.policy() {
-            Some(p) => p,
-            None => policy::saved_policy(&writing.store)?.unwrap_or_default(),
+            Some(p) => {
+                if self.save_policy {
+                    policy::save_policy(&writing.store, &p)?;
+                    ctx.out.info(format!(
+                        "saved the retention policy {} for prune and backup --prune",
+                        p.describe()
+                    ));
+                }
+                p
+            }
+            None => policy::saved_policy(&writing.store)?.ok_or_else(|| policy::no_policy(&writing.store))?,
         };
         let report = match &self.remote {
             Some(name) => prune_remote(ctx, &writing.store, name, &policy, self.dry_run)?,

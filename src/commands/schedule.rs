@@ -14,7 +14,8 @@ use crate::install::facts::DatabaseMode;
 use crate::install::{live, preflight};
 use crate::offsite::remote;
 use crate::report::ScheduleReport;
-use crate::schedule::policy::{POLICY_FILE, save_policy};
+use crate::schedule::policy::{POLICY_FILE, save_policy, saved_policy};
+use crate::schedule::retention::Policy;
 use crate::schedule::units::{self, Job, SERVICE, TIMER};
 
 impl Run for ScheduleCommand {
@@ -33,7 +34,7 @@ impl Run for ScheduleCommand {
 
 /// The job for this install: this binary, the data directory and the
 /// store, all absolute.
-fn job(args: &JobArgs, ctx: &Ctx) -> Result<Job> {
+fn job(args: &JobArgs, retention: Option<&Policy>, ctx: &Ctx) -> Result<Job> {
     units::check_calendar(&args.calendar).map_err(Error::Usage)?;
     let install = ctx.install()?;
     let exe = std::env::current_exe().map_err(|e| Error::io("cannot find", "the bwguard binary", e))?;
@@ -50,6 +51,7 @@ fn job(args: &JobArgs, ctx: &Ctx) -> Result<Job> {
         user: args.user.clone(),
         pause_db,
         documentation: documentation(),
+        retention: retention.map(Policy::flags).unwrap_or_default(),
     })
 }
 
@@ -111,8 +113,27 @@ fn say_mode(ctx: &mut Ctx, job: &Job) -> Result<()> {
 }
 
 fn print(args: &SchedulePrintArgs, ctx: &mut Ctx) -> Result<ScheduleReport> {
-    let job = job(&args.job, ctx)?;
+    // What is printed is installed by hand: its retention goes on its
+    // command line, or it relies on the policy saved in the store.
+    let policy = args.retention.policy();
+    let job = job(&args.job, policy.as_ref(), ctx)?;
     say_mode(ctx, &job)?;
+    if policy.is_none() {
+        let store = ctx.install()?.open_store()?;
+        match saved_policy(&store)? {
+            Some(p) => ctx.out.info(format!(
+                "no retention flags: each run prunes by the policy saved in {} ({})",
+                store.root.display(),
+                p.describe()
+            )),
+            None => ctx.out.warn(format!(
+                "no retention flags and no policy saved in {}: each run would keep its snapshot and fail at \
+                 --prune (exit 1); add --keep-daily N (and --keep-weekly, --keep-monthly), or save a policy \
+                 with `bwguard prune --keep-daily N --save-policy`",
+                store.root.display()
+            )),
+        }
+    }
     if args.cron {
         let cron = units::render_cron(&job, true).map_err(Error::Usage)?;
         return Ok(ScheduleReport::Cron { cron });
@@ -121,7 +142,9 @@ fn print(args: &SchedulePrintArgs, ctx: &mut Ctx) -> Result<ScheduleReport> {
 }
 
 fn install(args: &ScheduleArgs, ctx: &mut Ctx) -> Result<ScheduleReport> {
-    let job = job(&args.job, ctx)?;
+    // The installed job prunes by the policy saved in the store (saved
+    // below), which `prune --save-policy` can change later.
+    let job = job(&args.job, None, ctx)?;
     let install = ctx.install()?;
     let writing = ctx.begin_write(&install, "schedule")?;
     let store = &writing.store;

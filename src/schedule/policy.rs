@@ -32,3 +32,16 @@ pub fn save_policy(store: &Store, policy: &Policy) -> Result<()> {
     let own = files::Ownership::mine(files::PRIVATE_FILE);
     files::write_atomic(&store.root.join(POLICY_FILE), &bytes, own)
 }
+
+/// The error for a prune without flags and without a saved policy.
+pub fn no_policy(store: &Store) -> Error {
+    Error::failed(
+        Failure::NoRetentionPolicy,
+        format!(
+            "no retention policy given, and none is saved in {}: nothing was pruned",
+            store.root.display()
+        ),
+        "give one (--keep-daily 7 --keep-weekly 4 …), or save one with `bwguard prune --keep-daily 7 --save-policy` \
+         (`schedule install` saves its own)",
+    )
+}

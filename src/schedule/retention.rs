@@ -53,6 +53,12 @@ impl Policy {
         flags.join(" ")
     }
 
+    /// The policy as separate command-line words, for a job's command line.
+    #[must_use]
+    pub fn flags(&self) -> Vec<String> {
+        self.describe().split(' ').filter(|w| !w.is_empty()).map(str::to_string).collect()
+    }
+
     fn counts(&self) -> [(&'static str, u32); 6] {
         [
             ("last", self.last),

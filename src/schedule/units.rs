@@ -97,6 +97,9 @@ pub struct Job {
     /// man page when `man` finds it), or nothing, so that `systemd-analyze
     /// verify` never looks for a page that is not there.
     pub documentation: Option<String>,
+    /// The retention flags the job's `backup --prune` gets on its command
+    /// line (`--keep-daily 7 …`); none: the policy saved in the store.
+    pub retention: Vec<String>,
 }
 
 /// The arguments after the global flags of every scheduled run. `--scheduled`
@@ -298,6 +301,7 @@ fn command(job: &Job) -> Vec<&OsStr> {
         words.push(OsStr::new("--push"));
         words.push(OsStr::new(remote));
     }
+    words.extend(job.retention.iter().map(OsStr::new));
     words
 }
 
@@ -503,6 +507,7 @@ mod tests {
             user: None,
             pause_db: false,
             documentation: Some("man:bwguard(1)".into()),
+            retention: Vec::new(),
         }
     }
 

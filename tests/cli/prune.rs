@@ -74,12 +74,38 @@ fn the_newest_and_the_newest_verified_are_never_removed() {
 }
 
 #[test]
-fn an_empty_policy_removes_nothing_and_says_so() {
+fn no_policy_given_or_saved_fails_loudly_and_removes_nothing() {
     let env = TestEnv::new();
     dated_backups(&env, 3);
     let before = env.store_tree();
-    env.run(&["prune"]).ok().says("nothing removed");
+    let e = env.run(&["prune", "--json"]).error(1, "no-retention-policy");
+    assert!(e.hint.unwrap_or_default().contains("--save-policy"));
     assert_eq!(env.store_tree(), before);
+    // --save-policy needs the flags it saves.
+    env.run(&["prune", "--save-policy"]).code(2).says("--keep-");
+    assert_eq!(env.store_tree(), before);
+}
+
+#[test]
+fn a_policy_saved_on_its_own_serves_every_later_prune() {
+    let env = TestEnv::new();
+    let ids = dated_backups(&env, 3);
+    env.run(&["prune", "--keep-last", "2", "--save-policy"]).ok().says("saved the retention policy");
+    assert_eq!(env.snapshot_ids(), vec![ids[0].clone(), ids[1].clone()]);
+    let new = env.backup();
+    env.run(&["backup", "--prune"]).ok();
+    let now = env.snapshot_ids();
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert!(now.contains(&new) && !now.contains(&ids[1]));
+}
+
+#[test]
+fn a_mistyped_store_is_not_created_and_pruned_as_empty() {
+    let env = TestEnv::new();
+    let wrong = env.dir.path().join("bwguard-snapshost");
+    let r = env.run(&["prune", "--keep-last", "1", "--store", wrong.to_str().unwrap(), "--json"]);
+    r.error(2, "no-store");
+    assert!(!wrong.exists());
 }
 
 #[test]
@@ -92,7 +118,11 @@ fn backup_prune_applies_the_given_policy_after_a_verified_backup() {
     let new = doc["id"].as_str().unwrap().to_string();
     assert_eq!(ids_of(&doc["prune"], "removed"), vec![ids[1].clone(), ids[2].clone()]);
     assert_eq!(env.snapshot_ids(), vec![new, ids[0].clone()]);
-    // Without a policy given or saved, nothing is pruned.
-    env.run(&["backup", "--prune"]).ok().says("nothing pruned");
+    // Without a policy given or saved, the backup is kept and the run fails.
+    let e = env.run(&["backup", "--prune", "--json"]).error(1, "no-retention-policy");
+    assert_eq!(env.snapshot_ids().len(), 3);
+    assert!(env.snapshot_ids().iter().any(|id| e.message.contains(id.as_str())), "{}", e.message);
+    // --keep-* without --prune would be ignored: refused instead.
+    env.run(&["backup", "--keep-last", "1"]).code(2).says("--prune");
     assert_eq!(env.snapshot_ids().len(), 3);
 }

@@ -124,3 +124,25 @@ fn cron_line_calls_bwguard_by_absolute_paths() {
         .code(2)
         .says("systemd timer");
 }
+
+#[test]
+fn the_cron_route_carries_its_retention_or_warns_that_it_has_none() {
+    let env = TestEnv::new();
+    // No flags and nothing saved: each run would fail at --prune; said so.
+    let r = env.run(&["schedule", "print", "--cron"]);
+    r.ok().says("no policy saved");
+    // The policy goes on the printed command line, ...
+    let r = env.run(&["schedule", "print", "--cron", "--keep-daily", "7", "--keep-weekly", "4", "--json"]);
+    r.ok();
+    let line = r.json()["cron"].as_str().unwrap().to_string();
+    assert!(line.contains("--prune") && line.contains("--keep-daily 7 --keep-weekly 4"), "{line}");
+    // ... and the line's backup prunes by it.
+    let ids: Vec<String> = (0..3).map(|_| env.backup()).collect();
+    env.run(&["backup", "--scheduled", "--prune", "--keep-last", "2"]).ok();
+    let left = env.snapshot_ids();
+    assert_eq!(left.len(), 2);
+    assert!(!left.contains(&ids[0]) && !left.contains(&ids[1]));
+    // A policy saved on its own is what a flagless line relies on.
+    env.run(&["prune", "--keep-last", "5", "--save-policy"]).ok();
+    env.run(&["schedule", "print", "--cron"]).ok().says("--keep-last 5");
+}
