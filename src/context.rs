@@ -47,6 +47,11 @@ impl Output {
         Output { out, err, json, verbosity, colour }
     }
 
+    /// Whether `-q` asked for only what is essential.
+    pub fn quiet(&self) -> bool {
+        self.verbosity < Verbosity::Normal
+    }
+
     /// A result line: shown unless `--json`.
     pub fn result(&mut self, line: impl AsRef<str>) {
         if !self.json {

@@ -148,8 +148,6 @@ kinds! {
         RestoreMismatch = "restore-mismatch",
         /// A file bwguard keeps in the store (journal, policy, remotes) is unreadable.
         BadStateFile = "bad-state-file",
-        /// `status --max-age`: no good snapshot is young enough.
-        StaleBackups = "stale-backups",
         /// `systemctl` failed.
         SystemctlFailed = "systemctl-failed",
         /// The remote cannot be reached, or a transfer broke off.

@@ -91,7 +91,7 @@ pub fn main_with(cli: Cli) -> i32 {
     let code = match &result {
         Ok(report) => {
             ctx.out.json(report);
-            Exit::Ok as i32
+            report.exit() as i32
         }
         Err(e) => {
             report_error(e, json);

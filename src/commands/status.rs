@@ -7,19 +7,20 @@ use std::path::Path;
 use super::Run;
 use crate::cli::StatusArgs;
 use crate::context::Ctx;
+use crate::engine::manifest::Manifest;
 use crate::engine::progress::Progress;
 use crate::engine::restore::{self, Journal};
 use crate::engine::store::Store;
 use crate::engine::verify::check_files;
-use crate::error::{Error, Failure, Result};
+use crate::error::{Error, Result};
 use crate::files;
 use crate::install::config::Config;
-use crate::install::{facts, live, preflight};
+use crate::install::{Install, VOLUME_PART, facts, live, preflight};
 use crate::offsite::remote::Remotes;
 use crate::procedure::pause;
 use crate::report::StatusReport;
 use crate::report::human::{age, human_age};
-use crate::report::{FreeBytes, HolderDoc, Newest, RemoteDoc};
+use crate::report::{FreeBytes, HolderDoc, MaxAge, Newest, RemoteDoc};
 
 impl Run for StatusArgs {
     type Report = StatusReport;
@@ -102,56 +103,81 @@ impl Run for StatusArgs {
                 store: files::free_space(if store.root.exists() { &store.root } else { &install.dir }).ok(),
             },
             remotes: remotes.iter().map(|(n, r)| RemoteDoc { name: n.clone(), url: r.url.clone() }).collect(),
+            interrupted_rollback_next: journal
+                .as_ref()
+                .map(|j| if j.phase == restore::Phase::Staging { "undo" } else { "finish" }.to_string()),
             interrupted_rollback: journal.map(|j| j.id),
             incomplete_snapshots: store.incomplete()?,
             orphan_staging: orphans.iter().map(|p| p.display().to_string()).collect(),
             database_paused,
             newest_good: None,
+            max_age: None,
         };
-        ctx.out.show(&report);
-        report.newest_good = self.max_age.map(|max| newest_good(&store, max, ctx)).transpose()?;
-        if let Some(g) = &report.newest_good {
-            ctx.out.info(format!(
-                "max-age ok: the newest good snapshot is {} old",
-                g.age_seconds.map(human_age).unwrap_or_else(|| "?".into())
-            ));
+        if let Some(max) = self.max_age {
+            let (good, check) = newest_good(&install, &store, max, ctx)?;
+            report.newest_good = good;
+            report.max_age = Some(check);
         }
+        ctx.out.show(&report);
         Ok(report)
     }
 }
 
-/// The newest snapshot that passes verification, if it is at most `max`
-/// seconds old; else fails (exit 1): the monitoring check for scheduled
-/// backups.
-fn newest_good(store: &Store, max: u64, ctx: &mut Ctx) -> Result<Newest> {
-    let hint = "look at the scheduled backups: `systemctl status bwguard-backup.timer` and \
-                `journalctl -u bwguard-backup` (or the cron mail)";
+/// Which snapshots `--max-age` counts, in words.
+const COUNTS: &str = "cold snapshots (paused ones included) of this install's database and settings \
+                      (backup's default, --with-attachments or --full scope), passing verification; \
+                      live, partial (before rollback) and Helm snapshots do not count";
+
+/// Whether snapshot `m` counts for `--max-age`: cold (a paused one is
+/// cold), a whole scope rather than the parts a rollback replaced, of this
+/// install, and, for a Docker-volume install, holding the volume.
+fn counts(m: &Manifest, install: &Install) -> bool {
+    let whole = matches!(m.scope.as_str(), "default" | "with-attachments" | "full");
+    let database = m.bitwarden.database != "docker-volume" || m.parts.iter().any(|p| p.path == VOLUME_PART);
+    m.consistency == "cold" && whole && database && m.install_dir == install.dir.display().to_string()
+}
+
+/// The newest snapshot that counts (see [`counts`]) and passes
+/// verification, and the verdict: ok when it is at most `max` seconds
+/// old. The monitoring check for scheduled backups.
+fn newest_good(
+    install: &Install,
+    store: &Store,
+    max: u64,
+    ctx: &mut Ctx,
+) -> Result<(Option<Newest>, MaxAge)> {
+    let verdict =
+        |ok: bool, message: String| MaxAge { ok, max_age_seconds: max, counts: COUNTS.into(), message };
     for l in store.list()? {
         let Ok(m) = &l.manifest else { continue };
+        if !counts(m, install) {
+            continue;
+        }
         if check_files(&store.dir(&m.id), m, false, &Progress::hidden(m.archive.size)).is_err() {
             ctx.out.warn(format!("snapshot {} fails verification; looking at older ones", m.id));
             continue;
         }
         let age = age(m, ctx.now).unwrap_or(i64::MAX);
-        if age > max as i64 {
-            return Err(Error::failed(
-                Failure::StaleBackups,
-                format!(
-                    "the newest good snapshot, {}, is {} old: older than the {} allowed",
-                    m.id,
-                    human_age(age),
-                    human_age(max as i64)
-                ),
-                hint,
-            ));
-        }
-        return Ok(Newest {
+        let newest = Newest {
             id: m.id.clone(),
             created: m.created.clone(),
             reason: m.reason.clone(),
             age_seconds: Some(age),
             database_pause: m.database_pause.clone(),
-        });
+        };
+        let ok = age <= max as i64;
+        let message = format!(
+            "{}: the newest good backup, {}, is {} old (at most {} allowed)",
+            if ok { "OK" } else { "STALE" },
+            m.id,
+            human_age(age),
+            human_age(max as i64)
+        );
+        return Ok((Some(newest), verdict(ok, message)));
     }
-    Err(Error::failed(Failure::StaleBackups, format!("no good snapshot in {}", store.root.display()), hint))
+    let message = format!(
+        "STALE: no good backup in {} counts (only cold backups of the whole install do; see `bwguard list`)",
+        store.root.display()
+    );
+    Ok((None, verdict(false, message)))
 }

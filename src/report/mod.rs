@@ -31,7 +31,7 @@ pub use snapshots::{
     BackupReport, Checked, DiffReport, ForgetReport, KeyChange, ListReport, Listing, PinReport,
     ResumeDbReport, SnapshotListing, SnapshotReport, StoreList, VerifyReport,
 };
-pub use status::{FreeBytes, HolderDoc, Newest, RemoteDoc, StatusReport};
+pub use status::{FreeBytes, HolderDoc, MaxAge, Newest, RemoteDoc, StatusReport};
 
 use crate::context::Output;
 use crate::procedure::Journal;
@@ -103,6 +103,15 @@ impl Report {
             Report::Forget(r) => Some(&r.id),
             Report::Pull(r) => Some(&r.id),
             _ => None,
+        }
+    }
+
+    /// The exit status of a run that produced this report: 0, but 1 for a
+    /// `status --max-age` check that failed (its document printed all the same).
+    pub fn exit(&self) -> crate::error::Exit {
+        match self {
+            Report::Status(r) if r.max_age.as_ref().is_some_and(|c| !c.ok) => crate::error::Exit::Failed,
+            _ => crate::error::Exit::Ok,
         }
     }
 

@@ -45,6 +45,10 @@ pub struct StatusReport {
     pub remotes: Vec<RemoteDoc>,
     /// The snapshot an interrupted rollback was restoring.
     pub interrupted_rollback: Option<String>,
+    /// What the next writing run does with it: `undo` (it was still
+    /// staging; the install is untouched) or `finish` (it was swapping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted_rollback_next: Option<String>,
     /// Snapshot directories left by interrupted runs.
     pub incomplete_snapshots: Vec<String>,
     /// Rollback staging directories no journal accounts for.
@@ -55,9 +59,27 @@ pub struct StatusReport {
     /// itself, and is then not here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_paused: Option<String>,
-    /// With `--max-age`: the newest snapshot that passes verification.
+    /// With `--max-age`: the newest snapshot that counts and passes
+    /// verification.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest_good: Option<Newest>,
+    /// With `--max-age`: the verdict of the check (the run exits 1 when it
+    /// fails, the document printed all the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<MaxAge>,
+}
+
+/// The verdict of `status --max-age`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MaxAge {
+    /// Whether a counted snapshot is young enough.
+    pub ok: bool,
+    /// The age allowed, in seconds.
+    pub max_age_seconds: u64,
+    /// Which snapshots count.
+    pub counts: String,
+    /// The verdict in one line.
+    pub message: String,
 }
 
 /// A process holding a database file.
@@ -111,6 +133,13 @@ pub struct RemoteDoc {
 
 impl Render for StatusReport {
     fn render(&self, out: &mut Output) {
+        // A monitoring check wants one line: with -q, just the verdict.
+        if let Some(check) = &self.max_age
+            && out.quiet()
+        {
+            out.result(&check.message);
+            return;
+        }
         let info = &self.bitwarden;
         out.result(format!("install      {}", self.install_dir));
         out.result(format!("data dir     {}", self.data_dir));
@@ -175,8 +204,12 @@ impl Render for StatusReport {
             out.warn(format!("database paused: {why}"));
         }
         if let Some(id) = &self.interrupted_rollback {
+            let next = match self.interrupted_rollback_next.as_deref() {
+                Some("undo") => "undo it (it had not changed the install yet)",
+                _ => "finish it (it was swapping parts in)",
+            };
             out.warn(format!(
-                "a rollback to {id} was interrupted; the next bwguard command that writes will finish it"
+                "a rollback to {id} was interrupted; the next bwguard command that writes will {next}"
             ));
         }
         for o in &self.orphan_staging {
@@ -187,6 +220,9 @@ impl Render for StatusReport {
                 "incomplete snapshot(s) left by an interrupted run: {} (the next backup removes them)",
                 self.incomplete_snapshots.join(", ")
             ));
+        }
+        if let Some(check) = &self.max_age {
+            out.result(&check.message);
         }
     }
 }

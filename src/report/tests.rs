@@ -254,6 +254,8 @@ fn sections() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
                 orphan_staging: vec![s("/i/.bwguard-staging")],
                 database_paused: Some(s("p")),
                 newest_good: Some(newest()),
+                interrupted_rollback_next: Some(s("undo")),
+                max_age: Some(MaxAge { ok: false, max_age_seconds: 3600, counts: s("c"), message: s("m") }),
             })],
             &["bitwarden", "newest.database_pause", "newest_good.database_pause"],
         ),

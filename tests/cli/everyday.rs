@@ -43,18 +43,77 @@ fn before_change_snapshots_are_pinned_and_forget_respects_pins() {
 #[test]
 fn status_max_age_fails_when_the_newest_good_snapshot_is_too_old() {
     let env = TestEnv::new();
-    env.run(&["status", "--max-age", "1h"]).code(1).says("no good snapshot");
+    env.run(&["status", "--max-age", "1h"]).code(1).stdout_has("STALE: no good backup");
     let id = env.backup();
-    env.run(&["status", "--max-age", "1h"]).ok();
+    let r = env.run(&["status", "--max-age", "1h", "-q"]);
+    r.ok();
+    assert_eq!(r.stdout.lines().count(), 1, "one line for a monitoring check: {}", r.stdout);
+    assert!(r.stdout.starts_with("OK: ") && r.stdout.contains(&id), "{}", r.stdout);
     // Make it two days old.
     let path = env.snap_dir(&id).join("manifest.json");
     let mut m = manifest(&env, &id);
     m["created"] = "2020-01-01T00:00:00Z".into();
     fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    // The status document stays, with the verdict in it, and the run exits 1.
     let r = env.run(&["status", "--max-age", "26h", "--json"]);
     r.code(1);
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains(&id));
+    let doc = r.json();
+    assert_eq!(doc["max_age"]["ok"], false);
+    assert_eq!(doc["newest_good"]["id"], id.as_str());
+    assert!(doc["max_age"]["message"].as_str().unwrap().starts_with("STALE: "));
+    assert_eq!(doc["install_dir"], env.install.display().to_string().as_str());
     env.run(&["status", "--max-age", "26x"]).code(2);
+}
+
+#[test]
+fn status_max_age_counts_only_cold_backups_of_the_whole_install() {
+    let env = TestEnv::new();
+    let old = env.backup();
+    let path = env.snap_dir(&old).join("manifest.json");
+    let mut m = manifest(&env, &old);
+    m["created"] = "2020-01-01T00:00:00Z".into();
+    fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    // A config-only rollback's "before rollback" snapshot is new, but holds no database.
+    env.run(&["rollback", &old, "--only", "config", "--yes"]).ok();
+    // A live one is new, but may be torn (made live here by its manifest:
+    // tests/cli/live.rs takes real ones).
+    let live = env.backup();
+    let path = env.snap_dir(&live).join("manifest.json");
+    let mut m = manifest(&env, &live);
+    m["consistency"] = "live".into();
+    fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    assert_eq!(env.snapshot_ids().len(), 3);
+    let r = env.run(&["status", "--max-age", "26h", "--json"]);
+    r.code(1);
+    let doc = r.json();
+    assert_eq!(doc["newest_good"]["id"], old.as_str(), "{doc}");
+    assert!(doc["max_age"]["counts"].as_str().unwrap().contains("live"));
+    let fresh = env.backup();
+    let doc = env.run(&["status", "--max-age", "26h", "--json"]).ok().json();
+    assert_eq!(doc["newest_good"]["id"], fresh.as_str());
+}
+
+#[test]
+fn status_says_whether_the_next_run_undoes_or_finishes_an_interrupted_rollback() {
+    let env = TestEnv::new();
+    let id = env.backup();
+    let journal = |phase: &str| {
+        let j = serde_json::json!({
+            "id": id, "before": "", "install_dir": env.install.display().to_string(),
+            "phase": phase, "units": [{"rel": "bwdata/config.yml", "in_snapshot": true}],
+        });
+        fs::write(env.store.join("rollback-journal.json"), serde_json::to_vec(&j).unwrap()).unwrap();
+    };
+    journal("staging");
+    let r = env.run(&["status"]);
+    r.ok().says("will undo it");
+    assert_eq!(env.run(&["status", "--json"]).ok().json()["interrupted_rollback_next"], "undo");
+    let before = env.tree();
+    env.run(&["backup"]).ok().says("was undone");
+    assert_eq!(env.tree(), before, "the undo changed nothing in the install");
+    journal("swapping");
+    assert_eq!(env.run(&["status", "--json"]).ok().json()["interrupted_rollback_next"], "finish");
+    fs::remove_file(env.store.join("rollback-journal.json")).unwrap();
 }
 
 #[test]
