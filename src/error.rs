@@ -114,6 +114,9 @@ kinds! {
         /// `--pause-db`: the snapshot would keep the database down longer
         /// than `--max-downtime`; nothing was stopped.
         DowntimeTooLong = "downtime-too-long",
+        /// `rollback` without an id, and no snapshot is a cold backup of the
+        /// whole install.
+        NoFullSnapshot = "no-full-snapshot",
         /// `database_docker_volume: true`, and Docker names no volume
         /// `mssql_data` that bwguard can trust.
         VolumeNotFound = "volume-not-found",
@@ -129,6 +132,10 @@ kinds! {
         /// A step of Bitwarden's procedure failed; the message names it and
         /// the hint the command that undoes it.
         StepFailed = "step-failed",
+        /// The admin answered no to a confirmation: nothing was changed
+        /// (exit 1, as bitwarden.sh does, so that `bwguard rollback &&
+        /// ./bitwarden.sh start` starts nothing).
+        Declined = "declined",
         /// `prune` or `backup --prune` has no policy: none given, none saved.
         NoRetentionPolicy = "no-retention-policy",
         /// A step failed and the install was rolled back to the snapshot;

@@ -82,10 +82,14 @@ pub enum Command {
     Set(SetArgs),
     /// Show how a snapshot's config.yml differs from the current one
     Diff(DiffArgs),
-    /// Restore a snapshot (default: the newest)
+    /// Restore a snapshot (default: the newest cold backup of the whole install)
     ///
     /// Checks the snapshot, takes a snapshot of the current state, restores
     /// into a staging directory, checks every file, then swaps by rename.
+    /// Without an id it restores the newest cold snapshot of the whole
+    /// install that a rollback did not take, so a second rollback never
+    /// undoes the first; a live or partial snapshot is restored only by id,
+    /// with a warning.
     Rollback(RollbackArgs),
     /// Delete snapshots by a retention policy
     ///

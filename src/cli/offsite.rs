@@ -7,7 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 /// Arguments of `push`.
 #[derive(Debug, Args)]
 pub struct PushArgs {
-    /// Snapshot ids [default: the newest]
+    /// Snapshot ids (`latest`, or the unique beginning of one) [default: the newest]
     #[arg(value_name = "ID")]
     pub ids: Vec<String>,
     /// Push every local snapshot the remote does not hold yet

@@ -66,7 +66,7 @@ pub struct BackupArgs {
 /// Arguments of `verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Snapshot ids [default: the newest]
+    /// Snapshot ids (`latest`, or the unique beginning of one) [default: the newest]
     #[arg(value_name = "ID")]
     pub ids: Vec<String>,
     /// Check every snapshot in the store
@@ -106,7 +106,7 @@ pub struct StatusArgs {
 /// Arguments of `diff`.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// Snapshot id [default: the newest]
+    /// Snapshot id (`latest`, or the unique beginning of one) [default: the newest]
     pub id: Option<String>,
 }
 
@@ -122,7 +122,7 @@ pub enum Only {
 /// Arguments of `rollback`.
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
-    /// Snapshot id [default: the newest]
+    /// Snapshot id, `latest`, or the unique beginning of one [default: the newest cold backup of the whole install that no rollback took]
     pub id: Option<String>,
     /// Restore only the config or only the data
     #[arg(long, value_enum)]
@@ -149,28 +149,28 @@ pub struct RollbackArgs {
 /// Arguments of `log`.
 #[derive(Debug, Args)]
 pub struct LogArgs {
-    /// Snapshot id
+    /// Snapshot id (`latest`, or the unique beginning of one)
     pub id: String,
 }
 
 /// Arguments of `pin`.
 #[derive(Debug, Args)]
 pub struct PinArgs {
-    /// Snapshot id
+    /// Snapshot id (`latest`, or the unique beginning of one)
     pub id: String,
 }
 
 /// Arguments of `unpin`.
 #[derive(Debug, Args)]
 pub struct UnpinArgs {
-    /// Snapshot id
+    /// Snapshot id (`latest`, or the unique beginning of one)
     pub id: String,
 }
 
 /// Arguments of `forget`.
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
-    /// Snapshot id
+    /// Snapshot id (`latest`, or the unique beginning of one)
     pub id: String,
     /// Delete it even if it is pinned
     #[arg(long)]

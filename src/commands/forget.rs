@@ -1,7 +1,7 @@
 //! `forget ID`: delete one snapshot, asking first; a pinned one needs
 //! `--force`.
 
-use super::{Run, confirm};
+use super::{Run, confirm_or_stop};
 use crate::cli::ForgetArgs;
 use crate::context::Ctx;
 use crate::error::{Error, Refusal, Result};
@@ -13,7 +13,7 @@ impl Run for ForgetArgs {
     fn run(&self, ctx: &mut Ctx) -> Result<ForgetReport> {
         let install = ctx.install()?;
         let writing = ctx.begin_write(&install, "forget")?;
-        let m = writing.store.open(&self.id)?;
+        let m = writing.store.open(&writing.store.expand(&self.id)?)?;
         if m.pinned && !self.force {
             return Err(Error::refused(
                 Refusal::Pinned,
@@ -21,11 +21,9 @@ impl Run for ForgetArgs {
                 format!("`bwguard unpin {0}` first, or `bwguard forget {0} --force`", m.id),
             ));
         }
-        let deleted = confirm(ctx, &format!("Delete snapshot {} ({}, {})?", m.id, m.created, m.reason))?;
-        if deleted {
-            writing.store.delete(&m.id)?;
-        }
-        let report = ForgetReport { id: m.id, deleted };
+        confirm_or_stop(ctx, &format!("Delete snapshot {} ({}, {})?", m.id, m.created, m.reason))?;
+        writing.store.delete(&m.id)?;
+        let report = ForgetReport { id: m.id, deleted: true };
         ctx.out.show(&report);
         Ok(report)
     }

@@ -12,7 +12,8 @@ impl Run for LogArgs {
 
     fn run(&self, ctx: &mut Ctx) -> Result<Journal> {
         let install = ctx.install()?;
-        let journal = Journal::read(&install.open_store()?, &self.id)?;
+        let store = install.open_store()?;
+        let journal = Journal::read(&store, &store.expand(&self.id)?)?;
         ctx.out.show(&journal);
         Ok(journal)
     }

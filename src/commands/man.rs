@@ -144,9 +144,9 @@ fn exit_status(s: &mut String) {
         (Exit::Ok, "success, including \"nothing to do\" (SCIM already enabled, nothing to prune)"),
         (
             Exit::Failed,
-            "an operation failed (an I/O error, a full disk, a step of Bitwarden's procedure); nothing half\\-done is left",
+            "an operation failed (an I/O error, a full disk, a step of Bitwarden's procedure) or a confirmation was declined; nothing half\\-done is left",
         ),
-        (Exit::Usage, "usage error, a declined confirmation, or a path or snapshot id that names nothing"),
+        (Exit::Usage, "usage error, or a path or snapshot id that names nothing"),
         (Exit::Integrity, "a snapshot does not match its checksums or is malformed: do not restore from it"),
         (Exit::Busy, "another bwguard run holds the store's lock"),
         (

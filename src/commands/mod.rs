@@ -44,6 +44,20 @@ pub trait Run {
     fn run(&self, ctx: &mut Ctx) -> Result<Self::Report>;
 }
 
+/// Asks a yes/no question on the terminal and fails (exit 1, `declined`,
+/// nothing changed) unless the answer is yes; `--yes` answers yes. Without
+/// a terminal and without `--yes` the run is refused (exit 5).
+pub fn confirm_or_stop(ctx: &mut Ctx, question: &str) -> Result<()> {
+    if confirm(ctx, question)? {
+        return Ok(());
+    }
+    Err(Error::Failed {
+        kind: crate::error::Failure::Declined,
+        message: "not confirmed: nothing was changed".into(),
+        hint: None,
+    })
+}
+
 /// Asks a yes/no question on the terminal; `--yes` answers yes. Without a
 /// terminal and without `--yes` the run is refused (exit 5).
 pub fn confirm(ctx: &mut Ctx, question: &str) -> Result<bool> {

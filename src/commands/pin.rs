@@ -12,8 +12,9 @@ impl Run for PinArgs {
     fn run(&self, ctx: &mut Ctx) -> Result<PinReport> {
         let install = ctx.install()?;
         let writing = ctx.begin_write(&install, "pin")?;
-        let changed = writing.store.set_pinned(&self.id, true)?;
-        let report = PinReport { id: self.id.clone(), pinned: true, changed };
+        let id = writing.store.expand(&self.id)?;
+        let changed = writing.store.set_pinned(&id, true)?;
+        let report = PinReport { id, pinned: true, changed };
         ctx.out.show(&report);
         Ok(report)
     }

@@ -4,7 +4,7 @@
 //! Everything that could refuse is asked before anything is downloaded or
 //! touched.
 
-use super::{Run, confirm};
+use super::{Run, confirm_or_stop};
 use crate::cli::{Only, RollbackArgs};
 use crate::context::Ctx;
 use crate::engine::rollback::{self, Selection};
@@ -43,7 +43,7 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
                 return remote_dry_run(ctx, &install, &store, remote, args);
             }
             if !ctx.global.yes && !ctx.interactive {
-                confirm(
+                confirm_or_stop(
                     ctx,
                     &format!("Pull a snapshot from {remote} and roll {} back to it?", install.dir.display()),
                 )?;
@@ -66,7 +66,17 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
             pulled = Some((copy.remote, copy.pulled, copy.signed_by));
             copy.id
         }
-        _ => store.resolve(args.id.as_deref())?,
+        _ => match args.id.as_deref() {
+            Some(id) => store.expand(id)?,
+            None => {
+                let id = store.rollback_target()?;
+                ctx.out.info(format!(
+                    "No id given: restoring {id}, the newest cold backup of the whole install that a rollback did \
+                     not take"
+                ));
+                id
+            }
+        },
     };
     let selection = match args.only {
         Some(Only::Config) => Selection::Config,
@@ -93,6 +103,9 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
     let plan = rollback::plan(&install, &store, &id, selection, args.helm_values.is_some())?;
     ctx.out.info(plan.describe());
     ctx.out.detail(format!("parts: {}", plan.parts().join(", ")));
+    for said in plan.cautions() {
+        ctx.out.warn(said);
+    }
     for said in &plan.version_change {
         ctx.out.warn(said);
     }
@@ -122,7 +135,7 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
         return Ok(report);
     }
     if !ctx.global.yes && !ctx.interactive {
-        confirm(ctx, &format!("Roll back {} to snapshot {id}?", install.dir.display()))?;
+        confirm_or_stop(ctx, &format!("Roll back {} to snapshot {id}?", install.dir.display()))?;
     }
     let writing = match held {
         Some(w) => w,
@@ -132,9 +145,7 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
         format!("Roll back {} ({}) to snapshot {id}?", install.dir.display(), plan.selection.describe());
     let done = if args.pause_db {
         // Asked first: the check needs the database stopped.
-        if !confirm(ctx, &question)? {
-            return Ok(report);
-        }
+        confirm_or_stop(ctx, &question)?;
         let (progress, now) = (ctx.progress, ctx.now);
         let (done, paused) = pause::with_paused(&mut ctx.out, &install, &writing.store, |out| {
             rollback::check(&install, &writing.store, &plan, progress)?;
@@ -146,9 +157,7 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
         // Room first (rule 8), then the archive against its checksums, all
         // before touching anything.
         rollback::check(&install, &writing.store, &plan, ctx.progress)?;
-        if !confirm(ctx, &question)? {
-            return Ok(report);
-        }
+        confirm_or_stop(ctx, &question)?;
         rollback::apply(&install, &writing.store, &plan, ctx.now, ctx.progress, &mut ctx.out)?
     };
     report.rolled_back = true;

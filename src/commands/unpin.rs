@@ -12,8 +12,9 @@ impl Run for UnpinArgs {
     fn run(&self, ctx: &mut Ctx) -> Result<PinReport> {
         let install = ctx.install()?;
         let writing = ctx.begin_write(&install, "unpin")?;
-        let changed = writing.store.set_pinned(&self.id, false)?;
-        let report = PinReport { id: self.id.clone(), pinned: false, changed };
+        let id = writing.store.expand(&self.id)?;
+        let changed = writing.store.set_pinned(&id, false)?;
+        let report = PinReport { id, pinned: false, changed };
         ctx.out.show(&report);
         Ok(report)
     }

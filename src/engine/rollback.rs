@@ -94,15 +94,40 @@ impl Plan {
 
     /// One sentence naming what is restored, from which snapshot.
     pub fn describe(&self) -> String {
+        let config_only = self.units.iter().all(|u| u.rel.ends_with("/config.yml"));
+        let what = if config_only { "config.yml only" } else { self.selection.describe() };
         format!(
-            "Snapshot {} ({}, {}): restoring {}: {} entries, {}",
+            "Snapshot {} ({}, {}): restoring {what}: {} {}, {}",
             self.manifest.id,
             self.manifest.created,
             self.manifest.reason,
-            self.selection.describe(),
             self.entries,
+            if self.entries == 1 { "entry" } else { "entries" },
             human_size(self.content_size)
         )
+    }
+
+    /// What the admin must know of the snapshot before restoring it: a
+    /// live (crash-consistent) copy, or one of only some parts.
+    pub fn cautions(&self) -> Vec<String> {
+        let m = &self.manifest;
+        let mut said = Vec::new();
+        if m.consistency == "live" {
+            said.push(format!(
+                "snapshot {} is a live copy, taken while SQL Server ran: crash-consistent at best, its database \
+                 may not recover",
+                m.id
+            ));
+        }
+        if !matches!(m.scope.as_str(), "default" | "with-attachments" | "full") && !self.files_only {
+            let parts: Vec<&str> = m.parts.iter().map(|p| p.path.as_str()).collect();
+            said.push(format!(
+                "snapshot {} holds only some parts of the install: {}",
+                m.id,
+                parts.join(", ")
+            ));
+        }
+        said
     }
 }
 

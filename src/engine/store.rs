@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::engine::manifest::{MANIFEST, Manifest};
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::files;
 
 /// The store directory.
@@ -29,6 +29,9 @@ pub struct Listed {
     /// Its manifest, or why it could not be read.
     pub manifest: std::result::Result<Manifest, String>,
 }
+
+/// The id that names the newest snapshot.
+pub const LATEST: &str = "latest";
 
 /// Whether `name` has the shape of a snapshot id.
 pub fn is_id(name: &str) -> bool {
@@ -179,9 +182,65 @@ impl Store {
     /// `id`, or the newest snapshot when `None` (exit 5 if the store is empty).
     pub fn resolve(&self, id: Option<&str>) -> Result<String> {
         match id {
-            Some(id) => Ok(id.to_string()),
+            Some(id) => self.expand(id),
             None => self.newest()?.ok_or_else(|| Error::NoSnapshots(self.root.clone())),
         }
+    }
+
+    /// The snapshot an id names: `latest` is the newest; an id that names
+    /// no snapshot but begins exactly one names that one (`20261202T18`);
+    /// several are a usage error naming them. Anything else is returned
+    /// as given (and then names no snapshot: exit 2).
+    pub fn expand(&self, id: &str) -> Result<String> {
+        if id == LATEST {
+            return self.newest()?.ok_or_else(|| Error::NoSnapshots(self.root.clone()));
+        }
+        let ids: Vec<String> = self.id_dirs()?.into_iter().filter(|(_, c)| *c).map(|(id, _)| id).collect();
+        if ids.iter().any(|i| i == id) || id.is_empty() {
+            return Ok(id.to_string());
+        }
+        let matching: Vec<&String> = ids.iter().filter(|i| i.starts_with(id)).collect();
+        match matching.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Ok(id.to_string()),
+            many => Err(Error::Usage(format!(
+                "{id} begins {} snapshots: {}; give more of the id",
+                many.len(),
+                many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
+    /// The snapshot a rollback without an id restores: the newest one that
+    /// holds the whole install (not the parts a rollback replaced), cold,
+    /// and not taken by a rollback. After a rollback, the newest snapshot is
+    /// the state it left; restoring that would undo the rollback.
+    pub fn rollback_target(&self) -> Result<String> {
+        let listed = self.list()?;
+        if listed.is_empty() {
+            return Err(Error::NoSnapshots(self.root.clone()));
+        }
+        listed
+            .into_iter()
+            .find(|l| {
+                l.manifest.as_ref().is_ok_and(|m| {
+                    m.consistency == "cold"
+                        && matches!(m.scope.as_str(), "default" | "with-attachments" | "full")
+                        && !m.reason.starts_with("before rollback")
+                })
+            })
+            .map(|l| l.id)
+            .ok_or_else(|| {
+                Error::refused(
+                    Refusal::NoFullSnapshot,
+                    format!(
+                        "no snapshot in {} is a cold backup of the whole install; a rollback without an id \
+                         restores only such a one",
+                        self.root.display()
+                    ),
+                    "name the snapshot to restore (`bwguard list` shows them)",
+                )
+            })
     }
 
     /// The ids a command was given: every snapshot with `all`, the newest
@@ -192,7 +251,7 @@ impl Store {
         } else if ids.is_empty() {
             Ok(vec![self.resolve(None)?])
         } else {
-            Ok(ids.to_vec())
+            ids.iter().map(|id| self.expand(id)).collect()
         }
     }
 

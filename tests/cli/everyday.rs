@@ -216,3 +216,59 @@ fn a_database_bwguard_cannot_reach_is_refused_unless_backed_up_elsewhere() {
     assert_eq!(m["bitwarden"]["database"], "docker-volume");
     assert!(m["parts"].as_array().unwrap().iter().all(|p| p["path"] != "docker-volume/mssql_data"));
 }
+
+#[test]
+fn rollback_without_an_id_restores_the_newest_whole_cold_backup_not_the_state_a_rollback_left() {
+    let env = TestEnv::new();
+    let good = env.backup();
+    let env_file = env.bwdata().join("env/global.override.env");
+    let original = fs::read(&env_file).unwrap();
+    fs::write(&env_file, b"globalSettings__broken=true\n").unwrap();
+    let r = env.run(&["rollback", "--yes"]);
+    r.ok().says(&format!("No id given: restoring {good}"));
+    assert_eq!(fs::read(&env_file).unwrap(), original);
+    let after_first = env.tree();
+    // The newest snapshot is now the state the first rollback left: a
+    // second rollback without an id must not undo the first.
+    assert_eq!(env.snapshot_ids().len(), 2);
+    env.run(&["rollback", "--yes"]).ok().says(&format!("restoring {good}"));
+    assert_eq!(env.tree(), after_first);
+    // `latest` and a unique prefix name snapshots; an ambiguous prefix does not.
+    let newest = env.snapshot_ids()[0].clone();
+    assert_eq!(env.run(&["verify", "latest", "--json"]).ok().json()["snapshots"][0]["id"], newest.as_str());
+    let ids = env.snapshot_ids();
+    env.run(&["pin", &good[..8]]).code(2).says("give more of the id");
+    let unique =
+        (9..good.len()).map(|k| &good[..k]).find(|p| ids.iter().filter(|i| i.starts_with(p)).count() == 1);
+    if let Some(prefix) = unique {
+        env.run(&["unpin", prefix]).ok();
+        assert_eq!(manifest(&env, &good)["pinned"], false);
+        env.run(&["pin", prefix]).ok();
+        assert_eq!(manifest(&env, &good)["pinned"], true);
+    }
+}
+
+#[test]
+fn a_rollback_says_what_a_snapshot_is_and_a_declined_one_exits_1() {
+    let env = TestEnv::new();
+    let id = env.backup();
+    let r = env.run(&["rollback", &id, "--only", "config", "--dry-run"]);
+    r.ok().says("restoring config.yml only: 1 entry,");
+    let path = env.snap_dir(&id).join("manifest.json");
+    let mut m = manifest(&env, &id);
+    m["consistency"] = "live".into();
+    fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    env.run(&["rollback", &id, "--dry-run"]).ok().says("is a live copy");
+    // Without an id, a live snapshot is never chosen.
+    env.run(&["rollback", "--dry-run", "--json"]).error(5, "no-full-snapshot");
+    // Answered no at the terminal: exit 1, nothing changed, so that
+    // `bwguard rollback && ./bitwarden.sh start` starts nothing.
+    let before = (env.tree(), env.store_tree());
+    let r = env.bwguard(&["rollback", &id]).on_terminal().stdin("n\n").run();
+    r.code(1);
+    assert!(r.stdout.contains("not confirmed"), "{}", r.stdout);
+    assert_eq!((env.tree(), env.store_tree()), before);
+    let r = env.bwguard(&["forget", &id]).on_terminal().stdin("n\n").run();
+    r.code(1);
+    assert!(env.snap_dir(&id).exists());
+}
