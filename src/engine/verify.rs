@@ -59,14 +59,48 @@ pub fn check_small(dir: &Path, manifest: &Manifest) -> Result<()> {
         crate::files::read_small_text(&dir.join(name), crate::files::MANIFEST_CAP)
             .map_err(|e| bad(format!("{name} cannot be read: {e}")))
     };
-    if read_small(SUMS)? != render_sums(&manifest.entries) {
-        return Err(bad(format!("{SUMS} does not match the manifest")));
+    let sums = read_small(SUMS)?;
+    let expected = render_sums(&manifest.entries);
+    if sums != expected {
+        return Err(bad(format!(
+            "{SUMS} does not match the manifest: {}",
+            first_difference(&sums, &expected)
+        )));
     }
     let archive_sum = read_small(ARCHIVE_SUM)?;
     if archive_sum != render_archive_sum(&manifest.archive.sha256) {
         return Err(bad(format!("{ARCHIVE_SUM} does not match the manifest's archive checksum")));
     }
     Ok(())
+}
+
+/// Where `actual` (a checksum file's lines) first differs from `expected`
+/// (the manifest's), naming the entry.
+fn first_difference(actual: &str, expected: &str) -> String {
+    let name = |line: &str| line.split_once("  ").map_or(line, |(_, n)| n).to_string();
+    let (mut a, mut e) = (actual.lines(), expected.lines());
+    for n in 1.. {
+        match (a.next(), e.next()) {
+            (Some(x), Some(y)) if x == y => continue,
+            (Some(x), Some(y)) if name(x) == name(y) => {
+                return format!("line {n}: the checksum of {} differs from the manifest's", name(y));
+            }
+            (Some(x), Some(y)) => {
+                return format!("line {n} names {}, the manifest {} there", printable(&name(x)), name(y));
+            }
+            (Some(x), None) => {
+                return format!("line {n} names {}, which the manifest lacks", printable(&name(x)));
+            }
+            (None, Some(y)) => return format!("{} (line {n}) is missing", name(y)),
+            (None, None) => break,
+        }
+    }
+    "they differ in their line endings".into()
+}
+
+/// A name from a file in the store as it can be printed.
+fn printable(name: &str) -> String {
+    crate::report::human::one_line(name).into_owned()
 }
 
 /// SHA-256 and size of a whole file as the storage device holds it (read
@@ -78,4 +112,30 @@ pub fn hash_file(path: &Path, progress: &Progress) -> io::Result<Digest256> {
         progress.add(chunk.len() as u64);
     })?;
     Ok(Digest256 { size, sha256: hex(&hasher.finalize()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checksum_file_that_differs_names_the_entry() {
+        let want = "aa  bwdata/config.yml\nbb  bwdata/env/uid.env\n";
+        assert!(
+            first_difference("aa  bwdata/config.yml\ncc  bwdata/env/uid.env\n", want)
+                .contains("checksum of bwdata/env/uid.env differs")
+        );
+        assert!(
+            first_difference("aa  bwdata/config.yml\n", want)
+                .contains("bwdata/env/uid.env (line 2) is missing")
+        );
+        assert!(
+            first_difference(&format!("{want}dd  bwdata/extra\n"), want)
+                .contains("bwdata/extra, which the manifest lacks")
+        );
+        assert!(
+            first_difference("aa  bwdata/config.yml\nbb  bwdata/env/other\n", want)
+                .contains("names bwdata/env/other")
+        );
+    }
 }

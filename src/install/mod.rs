@@ -79,6 +79,18 @@ impl Install {
                 if !p.is_dir() {
                     return Err(Error::NoDataDir(p));
                 }
+                // The install directory given for the data directory: its
+                // parent would be taken for the install, its store made there.
+                if let Some(inner) = DATA_DIR_NAMES.iter().map(|n| p.join(n)).find(|d| d.is_dir())
+                    && !p.join("config.yml").exists()
+                {
+                    return Err(Error::Usage(format!(
+                        "{} is the install directory (it holds {}), not the data directory: pass --bwdata {}",
+                        p.display(),
+                        inner.file_name().unwrap_or_default().to_string_lossy(),
+                        shell_word(&inner.display().to_string())
+                    )));
+                }
                 p
             }
             None => DATA_DIR_NAMES

@@ -2,6 +2,7 @@
 //! the man page, colour only on a terminal and never with NO_COLOR, and the
 //! log line of unattended runs.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::process::Command;
 
@@ -271,4 +272,15 @@ fn a_rollback_says_what_a_snapshot_is_and_a_declined_one_exits_1() {
     let r = env.bwguard(&["forget", &id]).on_terminal().stdin("n\n").run();
     r.code(1);
     assert!(env.snap_dir(&id).exists());
+}
+
+#[test]
+fn the_install_directory_given_as_bwdata_is_refused_naming_the_data_directory() {
+    let env = TestEnv::new();
+    let before = env.tree();
+    let r = env.bwguard(&[OsStr::new("--bwdata"), env.install.as_os_str(), OsStr::new("backup")]).run();
+    r.code(2).says(&format!("pass --bwdata {}", env.bwdata().display()));
+    assert_eq!(env.tree(), before);
+    let parent = env.install.parent().unwrap();
+    assert!(!parent.join("bwguard-snapshots").exists(), "no store beside the install directory");
 }

@@ -203,8 +203,9 @@ fn a_wrong_file_checksum_in_the_manifest_fails_plain_verify() {
     let env = TestEnv::new();
     let id = env.backup();
     corrupt_vault_sum(&env, &id);
-    // SHA256SUMS now disagrees with the manifest.
+    // SHA256SUMS now disagrees with the manifest, and the error names the entry.
     assert_verify_fails(&env, &id);
+    env.run(&["verify", &id]).code(3).says("the checksum of bwdata/mssql/data/vault.mdf differs");
     assert_rollback_refused(&env, &id);
 }
 
