@@ -59,17 +59,18 @@ impl Output {
         }
     }
 
-    /// A narration line: shown unless `--json` or `-q`.
+    /// A narration line, on stderr: shown unless `--json` or `-q`. Stdout
+    /// carries only results, so that `ID=$(bwguard backup)` is the id.
     pub fn info(&mut self, line: impl AsRef<str>) {
         if !self.json && self.verbosity >= Verbosity::Normal {
-            write_line(&mut self.out, line.as_ref());
+            write_line(&mut self.err, line.as_ref());
         }
     }
 
-    /// A detail line: shown with `-v` only.
+    /// A detail line, on stderr: shown with `-v` only.
     pub fn detail(&mut self, line: impl AsRef<str>) {
         if !self.json && self.verbosity >= Verbosity::Verbose {
-            write_line(&mut self.out, line.as_ref());
+            write_line(&mut self.err, line.as_ref());
         }
     }
 

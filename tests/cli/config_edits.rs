@@ -621,18 +621,18 @@ fn enable_scim_warns_when_generated_config_is_off_and_lists_next_steps_in_order(
         same_bytes(&env.config(), &expected, flag);
         assert!(r.stderr.contains("warning:") && r.stderr.contains(flag), "{flag}: stderr:\n{}", r.stderr);
         assert!(r.stderr.contains("SCIM will not be wired"), "{flag}: stderr:\n{}", r.stderr);
-        let rebuild = r.stdout.find("./bitwarden.sh rebuild").expect("rebuild step");
-        let update = r.stdout.find("./bitwarden.sh update").expect("update step");
-        assert!(rebuild < update, "rebuild comes before update:\n{}", r.stdout);
+        let rebuild = r.stderr.find("./bitwarden.sh rebuild").expect("rebuild step");
+        let update = r.stderr.find("./bitwarden.sh update").expect("update step");
+        assert!(rebuild < update, "rebuild comes before update:\n{}", r.stderr);
     }
     // With the generated files on there is nothing to warn about.
     let env = env_with(CUR);
     let r = env.run(&["enable-scim"]);
     r.ok();
     assert!(!r.stderr.contains("will not be wired"), "stderr:\n{}", r.stderr);
-    let rebuild = r.stdout.find("./bitwarden.sh rebuild").expect("rebuild step");
-    let update = r.stdout.find("./bitwarden.sh update").expect("update step");
-    assert!(rebuild < update, "rebuild comes before update:\n{}", r.stdout);
+    let rebuild = r.stderr.find("./bitwarden.sh rebuild").expect("rebuild step");
+    let update = r.stderr.find("./bitwarden.sh update").expect("update step");
+    assert!(rebuild < update, "rebuild comes before update:\n{}", r.stderr);
 }
 
 #[test]

@@ -284,3 +284,18 @@ fn the_install_directory_given_as_bwdata_is_refused_naming_the_data_directory() 
     let parent = env.install.parent().unwrap();
     assert!(!parent.join("bwguard-snapshots").exists(), "no store beside the install directory");
 }
+
+#[test]
+fn stdout_carries_only_the_result_a_script_wants() {
+    let env = TestEnv::new();
+    let r = env.run(&["backup"]);
+    r.ok();
+    let id = env.snapshot_ids()[0].clone();
+    assert_eq!(r.stdout, format!("{id}\n"), "ID=$(bwguard backup) is the id");
+    assert!(r.stderr.contains("written and read back"), "the narration is on stderr: {}", r.stderr);
+    // Quiet keeps the result and drops the narration.
+    let r = env.run(&["backup", "-q"]);
+    r.ok();
+    assert_eq!(r.stdout.lines().count(), 1);
+    assert!(!r.stderr.contains("written and read back"));
+}
