@@ -59,6 +59,15 @@ impl Output {
         }
     }
 
+    /// A result line with a red `mark` (on a terminal) between `before`
+    /// and `after`, e.g. `ID  FAILED`.
+    pub fn result_marked(&mut self, before: &str, mark: &str, after: &str) {
+        if !self.json {
+            let mark = crate::report::human::paint(mark, 31, self.colour);
+            write_raw(&mut self.out, &format!("{}{mark}{}", printable(before), printable(after)));
+        }
+    }
+
     /// A narration line, on stderr: shown unless `--json` or `-q`. Stdout
     /// carries only results, so that `ID=$(bwguard backup)` is the id.
     pub fn info(&mut self, line: impl AsRef<str>) {

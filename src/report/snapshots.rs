@@ -278,7 +278,8 @@ impl VerifyReport {
                 Some(signer) => out.result(format!("{}  ok{place} ({}), {signer}", c.id, self.mode)),
                 None => out.result(format!("{}  ok{place} ({})", c.id, self.mode)),
             },
-            Some(p) => out.result(format!("{}  FAILED{place}: {p}", c.id)),
+            // What is wrong is said once, in the error the run ends with.
+            Some(_) => out.result_marked(&format!("{}  ", c.id), "FAILED", &place),
         }
     }
 }
@@ -286,7 +287,12 @@ impl VerifyReport {
 impl Render for VerifyReport {
     fn render(&self, out: &mut Output) {
         if self.remote.is_none() {
-            out.info(format!("{} snapshot(s) verified ({})", self.snapshots.len(), self.mode));
+            let n = self.snapshots.len();
+            out.info(format!(
+                "{n} {} verified ({})",
+                if n == 1 { "snapshot" } else { "snapshots" },
+                self.mode
+            ));
         }
     }
 }

@@ -171,7 +171,8 @@ impl Render for StatusReport {
         } else if self.processes_not_inspected > 0 && !self.as_root {
             "not open by any process this user can see (run as root to check all)".to_string()
         } else if self.processes_not_inspected > 0 {
-            format!("closed ({} processes could not be inspected)", self.processes_not_inspected)
+            let n = self.processes_not_inspected;
+            format!("closed ({n} {} could not be inspected)", if n == 1 { "process" } else { "processes" })
         } else {
             "closed".to_string()
         };
@@ -217,7 +218,7 @@ impl Render for StatusReport {
         }
         if !self.incomplete_snapshots.is_empty() {
             out.warn(format!(
-                "incomplete snapshot(s) left by an interrupted run: {} (the next backup removes them)",
+                "incomplete snapshots left by an interrupted run: {} (the next writing run removes them)",
                 self.incomplete_snapshots.join(", ")
             ));
         }

@@ -205,7 +205,13 @@ fn a_wrong_file_checksum_in_the_manifest_fails_plain_verify() {
     corrupt_vault_sum(&env, &id);
     // SHA256SUMS now disagrees with the manifest, and the error names the entry.
     assert_verify_fails(&env, &id);
-    env.run(&["verify", &id]).code(3).says("the checksum of bwdata/mssql/data/vault.mdf differs");
+    let r = env.run(&["verify", &id]);
+    r.code(3).says("the checksum of bwdata/mssql/data/vault.mdf differs");
+    assert_eq!(format!("{}{}", r.stdout, r.stderr).matches("differs").count(), 1, "said once: {r:?}");
+    assert_eq!(r.stdout, format!("{id}  FAILED\n"));
+    // On a terminal the mark is red.
+    let r = env.bwguard(&["verify", &id]).on_terminal().run();
+    assert!(r.stdout.contains("\u{1b}[1;31mFAILED\u{1b}[0m"), "{r:?}");
     assert_rollback_refused(&env, &id);
 }
 
