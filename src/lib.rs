@@ -91,6 +91,9 @@ pub fn main_with(cli: Cli) -> i32 {
     let code = match &result {
         Ok(report) => {
             ctx.out.json(report);
+            if timed(&cli.command) && !report.dry_run() {
+                ctx.out.info(format!("done in {}", elapsed(started.elapsed())));
+            }
             report.exit() as i32
         }
         Err(e) => {
@@ -106,6 +109,34 @@ pub fn main_with(cli: Cli) -> i32 {
         log_line(name, &result, started.elapsed());
     }
     code
+}
+
+/// Whether the command's human output ends with the time it took, as
+/// restic's and borg's do: the commands that read or write whole snapshots.
+fn timed(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::Backup(_)
+            | Command::Verify(_)
+            | Command::Rollback(_)
+            | Command::Push(_)
+            | Command::Pull(_)
+            | Command::Prune(_)
+            | Command::Upgrade(_)
+            | Command::EnableScim(_)
+            | Command::DisableScim(_)
+            | Command::Set(_)
+    )
+}
+
+/// A duration as people read it: `0.4 s`, `12.3 s`, `3 min 05 s`.
+fn elapsed(d: std::time::Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 60.0 {
+        format!("{secs:.1} s")
+    } else {
+        format!("{} min {:02} s", d.as_secs() / 60, d.as_secs() % 60)
+    }
 }
 
 /// The name of a command that changes something (it takes the store's

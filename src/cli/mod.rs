@@ -33,29 +33,32 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The help heading of the options every command takes.
+const GLOBAL: &str = "Global options";
+
 /// Options accepted by every command, before or after it.
 #[derive(Debug, Args, Clone, Default)]
 pub struct GlobalArgs {
     /// The Bitwarden data directory [default: ./bwdata, else ./.bwdata]
-    #[arg(long, global = true, env = "BWGUARD_BWDATA", value_name = "PATH")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "BWGUARD_BWDATA", value_name = "PATH")]
     pub bwdata: Option<PathBuf>,
     /// Where snapshots live [default: bwguard-snapshots/ beside the data directory]
-    #[arg(long, global = true, env = "BWGUARD_STORE", value_name = "PATH")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "BWGUARD_STORE", value_name = "PATH")]
     pub store: Option<PathBuf>,
     /// Print one JSON document on stdout (errors too)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
     /// Print only what is essential
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, help_heading = GLOBAL, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Print more detail
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub verbose: bool,
     /// Never show a progress display
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub no_progress: bool,
     /// Answer yes to confirmation questions (needed without a terminal)
-    #[arg(short = 'y', long, global = true)]
+    #[arg(short = 'y', long, global = true, help_heading = GLOBAL)]
     pub yes: bool,
 }
 

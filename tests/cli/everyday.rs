@@ -293,6 +293,11 @@ fn stdout_carries_only_the_result_a_script_wants() {
     let id = env.snapshot_ids()[0].clone();
     assert_eq!(r.stdout, format!("{id}\n"), "ID=$(bwguard backup) is the id");
     assert!(r.stderr.contains("written and read back"), "the narration is on stderr: {}", r.stderr);
+    assert!(r.stderr.lines().any(|l| l.starts_with("done in ") && l.ends_with(" s")), "{}", r.stderr);
+    // Global options have a heading of their own in every command's help.
+    let help = env.run(&["backup", "--help"]);
+    let (own, global) = help.stdout.split_once("Global options:").expect("a Global options heading");
+    assert!(own.contains("--pause-db") && !own.contains("--bwdata") && global.contains("--bwdata"));
     // Quiet keeps the result and drops the narration.
     let r = env.run(&["backup", "-q"]);
     r.ok();
