@@ -20,7 +20,7 @@ use crate::offsite::remote::Remotes;
 use crate::procedure::pause;
 use crate::report::StatusReport;
 use crate::report::human::{age, human_age};
-use crate::report::{FreeBytes, HolderDoc, MaxAge, Newest, RemoteDoc};
+use crate::report::{FreeBytes, HolderDoc, MaxAge, Newest, Pinned, RemoteDoc};
 
 impl Run for StatusArgs {
     type Report = StatusReport;
@@ -97,6 +97,10 @@ impl Run for StatusArgs {
             as_root: files::is_root(),
             store: store.root.display().to_string(),
             snapshots: listed.len(),
+            pinned: listed.iter().filter_map(|l| l.manifest.as_ref().ok()).filter(|m| m.pinned).fold(
+                Pinned::default(),
+                |p, m| Pinned { count: p.count + 1, bytes: p.bytes.saturating_add(m.archive.size) },
+            ),
             newest,
             free_bytes: FreeBytes {
                 data: files::free_space(&install.data).ok(),

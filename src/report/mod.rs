@@ -31,7 +31,7 @@ pub use snapshots::{
     BackupReport, Checked, DiffReport, ForgetReport, KeyChange, ListReport, Listing, PinReport,
     ResumeDbReport, SnapshotListing, SnapshotReport, StoreList, VerifyReport,
 };
-pub use status::{FreeBytes, HolderDoc, MaxAge, Newest, RemoteDoc, StatusReport};
+pub use status::{FreeBytes, HolderDoc, MaxAge, Newest, Pinned, RemoteDoc, StatusReport};
 
 use crate::context::Output;
 use crate::procedure::Journal;

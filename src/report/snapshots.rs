@@ -218,7 +218,9 @@ impl Render for StoreList {
                     if s.pinned { "yes" } else { "no" }.into(),
                     s.bitwarden.core_version.clone().unwrap_or_else(|| "?".into()),
                     s.bitwarden.enable_scim.map_or("?", |b| if b { "on" } else { "off" }).into(),
-                    s.consistency.clone() + &paused(s.database_pause.as_ref()),
+                    s.consistency.clone()
+                        + &if s.scope == "default" { String::new() } else { format!(", {}", s.scope) }
+                        + &paused(s.database_pause.as_ref()),
                 ],
                 Listing::Damaged { id, damaged } => damaged_row(id, damaged),
             });
@@ -226,6 +228,28 @@ impl Render for StoreList {
         for line in table(&rows) {
             out.result(line);
         }
+        let good: Vec<&SnapshotListing> = self
+            .snapshots
+            .iter()
+            .filter_map(|l| if let Listing::Snapshot(s) = l { Some(s.as_ref()) } else { None })
+            .collect();
+        let total = good.iter().fold(0u64, |t, s| t.saturating_add(s.archive_size));
+        let pinned: Vec<&&SnapshotListing> = good.iter().filter(|s| s.pinned).collect();
+        let pinned_bytes = pinned.iter().fold(0u64, |t, s| t.saturating_add(s.archive_size));
+        let damaged = self.snapshots.len() - good.len();
+        let n = self.snapshots.len();
+        out.info(format!(
+            "{n} {}, {} in the store; {} pinned ({}){}",
+            if n == 1 { "snapshot" } else { "snapshots" },
+            human_size(total),
+            pinned.len(),
+            human_size(pinned_bytes),
+            if damaged > 0 {
+                format!("; {damaged} DAMAGED: do not restore from them")
+            } else {
+                String::new()
+            }
+        ));
     }
 }
 

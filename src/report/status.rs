@@ -39,6 +39,9 @@ pub struct StatusReport {
     pub snapshots: usize,
     /// The newest of them.
     pub newest: Option<Newest>,
+    /// Snapshots kept from pruning (those taken before a change or a
+    /// rollback, and those pinned by hand), and the bytes they hold.
+    pub pinned: Pinned,
     /// Free bytes where the data directory and the store are.
     pub free_bytes: FreeBytes,
     /// The remotes set up.
@@ -67,6 +70,15 @@ pub struct StatusReport {
     /// fails, the document printed all the same).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age: Option<MaxAge>,
+}
+
+/// What the pinned snapshots hold.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Pinned {
+    /// How many snapshots are pinned.
+    pub count: usize,
+    /// Bytes of their archives in the store.
+    pub bytes: u64,
 }
 
 /// The verdict of `status --max-age`.
@@ -187,6 +199,15 @@ impl Render for StatusReport {
                 super::snapshots::paused(n.database_pause.as_ref())
             )),
             None => out.result("newest       none: take one with `bwguard backup`"),
+        }
+        if self.pinned.count > 0 {
+            out.result(format!(
+                "pinned       {} {}, {} (never pruned; `bwguard unpin ID` lets one be pruned, `bwguard forget ID \
+                 --force` deletes it)",
+                self.pinned.count,
+                if self.pinned.count == 1 { "snapshot" } else { "snapshots" },
+                human_size(self.pinned.bytes)
+            ));
         }
         if !self.remotes.is_empty() {
             let names: Vec<String> = self.remotes.iter().map(|r| format!("{} ({})", r.name, r.url)).collect();

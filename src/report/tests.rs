@@ -255,6 +255,7 @@ fn sections() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
                 database_paused: Some(s("p")),
                 newest_good: Some(newest()),
                 interrupted_rollback_next: Some(s("undo")),
+                pinned: Pinned { count: 1, bytes: 2 },
                 max_age: Some(MaxAge { ok: false, max_age_seconds: 3600, counts: s("c"), message: s("m") }),
             })],
             &["bitwarden", "newest.database_pause", "newest_good.database_pause"],

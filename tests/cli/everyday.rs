@@ -304,3 +304,19 @@ fn stdout_carries_only_the_result_a_script_wants() {
     assert_eq!(r.stdout.lines().count(), 1);
     assert!(!r.stderr.contains("written and read back"));
 }
+
+#[test]
+fn status_and_list_say_what_pinned_snapshots_hold_and_how_to_release_them() {
+    let env = TestEnv::new();
+    env.backup();
+    let pinned = env.run(&["enable-scim", "--json"]).ok().json()["snapshot"].as_str().unwrap().to_string();
+    let size = manifest(&env, &pinned)["archive"]["size"].as_u64().unwrap();
+    let doc = env.run(&["status", "--json"]).ok().json();
+    assert_eq!((doc["pinned"]["count"].as_u64(), doc["pinned"]["bytes"].as_u64()), (Some(1), Some(size)));
+    env.run(&["status"]).ok().stdout_has("pinned       1 snapshot").stdout_has("bwguard unpin ID");
+    let r = env.run(&["list"]);
+    r.ok();
+    assert!(r.stderr.contains("2 snapshots") && r.stderr.contains("1 pinned"), "{}", r.stderr);
+    env.run(&["unpin", &pinned]).ok();
+    assert_eq!(env.run(&["status", "--json"]).ok().json()["pinned"]["count"], 0);
+}
