@@ -82,17 +82,27 @@ impl Render for Journal {
             self.outcome,
             self.snapshot.as_deref().unwrap_or("none")
         ));
-        for s in &self.steps {
-            let code = s.exit_code.map(|c| format!(" exit {c}")).unwrap_or_default();
-            out.result(format!(
-                "  {} {} {:.1}s{code} {}",
-                s.started,
-                if s.ok { "ok    " } else { "FAILED" },
-                s.seconds,
-                s.name
-            ));
-            for line in s.output.lines() {
-                out.detail(format!("      {line}"));
+        // One aligned row per step; with -v each step's output under it.
+        let row = |s: &Step| {
+            [
+                format!("  {}", s.started),
+                if s.ok { "ok" } else { "FAILED" }.to_string(),
+                format!("{:.1}s", s.seconds),
+                s.exit_code.map(|c| format!("exit {c}")).unwrap_or_default(),
+                s.name.clone(),
+            ]
+        };
+        let mut rows = vec![["  STARTED", "RESULT", "TIME", "EXIT", "STEP"].map(String::from)];
+        rows.extend(self.steps.iter().map(row));
+        let lines = crate::report::table::table(&rows);
+        let mut lines = lines.into_iter();
+        if let Some(header) = lines.next() {
+            out.result(header);
+        }
+        for (s, line) in self.steps.iter().zip(lines) {
+            out.result(line);
+            for output in s.output.lines() {
+                out.detail(format!("      {output}"));
             }
         }
     }
@@ -293,8 +303,9 @@ pub fn execute(ctx: &mut Ctx, install: &Install, plan: &Plan<'_>, opts: &Opts) -
     volume::attach(&mut install, opts.db_backed_up_elsewhere)?;
     let install = &install;
     preflight::database_covered(install, opts.db_backed_up_elsewhere)?;
-    let runner =
-        Runner::new(install, opts.bitwarden_sh.as_deref(), ctx.global.yes, opts.step_timeout, ctx.progress)?;
+    // A dry run runs nothing, so the root question it would answer is only said.
+    let yes = ctx.global.yes || opts.dry_run;
+    let runner = Runner::new(install, opts.bitwarden_sh.as_deref(), yes, opts.step_timeout, ctx.progress)?;
     let docker = Docker::new(&runner.who);
     let compose = docker.preflight()?;
     // With compose 2.0 to 2.14, `update` on a stopped install aborts: start
@@ -313,6 +324,11 @@ pub fn execute(ctx: &mut Ctx, install: &Install, plan: &Plan<'_>, opts: &Opts) -
             described.push(
                 "(docker compose 2.0 to 2.14 abort `update` on a stopped install: each update is preceded by a start)"
                     .into(),
+            );
+        }
+        if runner.who.uid == 0 && !ctx.global.yes {
+            described.push(
+                "(the install is root's: bitwarden.sh will ask whether to go on; the run needs --yes)".into(),
             );
         }
         return Ok(Outcome { snapshot: None, journal: None, plan: described, undo: Vec::new() });

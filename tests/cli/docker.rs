@@ -427,6 +427,9 @@ fn a_dry_run_or_a_root_install_without_yes_runs_nothing() {
     let before = site.tree();
     let r = site.bwguard(&["enable-scim", "--apply", "--dry-run", "--yes"]).run();
     r.ok().says("./bitwarden.sh rebuild").says("nothing is run");
+    // Without --yes too: a dry run answers nothing, it says that the run will need it.
+    let r = site.bwguard(&["enable-scim", "--apply", "--dry-run"]).run();
+    r.ok().says("nothing is run").says("the run needs --yes");
     site.bwguard(&["enable-scim", "--apply", "--json"]).run().error(5, "root-install");
     assert!(site.calls().is_empty(), "{:?}", site.calls());
     assert!(site.env.snapshot_ids().is_empty());

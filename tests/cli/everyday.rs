@@ -320,3 +320,31 @@ fn status_and_list_say_what_pinned_snapshots_hold_and_how_to_release_them() {
     env.run(&["unpin", &pinned]).ok();
     assert_eq!(env.run(&["status", "--json"]).ok().json()["pinned"]["count"], 0);
 }
+
+#[test]
+fn log_lines_up_its_columns() {
+    let env = TestEnv::new();
+    let id = env.backup();
+    let step = |name: &str, ok: bool, secs: f64, code: Option<i32>| {
+        serde_json::json!({"name": name, "started": "2026-12-02T03:00:00Z", "seconds": secs,
+            "exit_code": code, "ok": ok, "output": "said something"})
+    };
+    let journal = serde_json::json!({
+        "change": "enable_scim: true", "snapshot": id, "outcome": "failed",
+        "steps": [step("./bitwarden.sh stop", true, 2.5, Some(0)), step("check: database stopped", true, 0.1, None),
+                  step("./bitwarden.sh rebuild", false, 123.4, Some(134))],
+    });
+    fs::write(env.snap_dir(&id).join("apply-journal.json"), serde_json::to_vec(&journal).unwrap()).unwrap();
+    let r = env.run(&["log", &id]);
+    r.ok();
+    let rows: Vec<&str> = r.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 4, "{}", r.stdout);
+    let at = |needle: &str| rows.iter().map(|l| l.find(needle)).collect::<Vec<_>>();
+    let steps: Vec<usize> = ["STEP", "./bitwarden.sh stop", "check: database", "./bitwarden.sh rebuild"]
+        .iter()
+        .zip(&rows)
+        .map(|(n, l)| l.find(n).unwrap())
+        .collect();
+    assert!(steps.windows(2).all(|w| w[0] == w[1]), "the step names line up:\n{}", r.stdout);
+    assert!(at("FAILED")[3].is_some() && rows[3].contains("exit 134"), "{}", r.stdout);
+}
