@@ -26,7 +26,7 @@ pub struct RetentionArgs {
     /// Keep the newest snapshot of each of the last N years that have one
     #[arg(long, value_name = "N")]
     pub keep_yearly: Option<u32>,
-    /// Keep every snapshot taken within this long before now (e.g. 7d, 2w, 1y6m)
+    /// Keep every snapshot taken within this long before now (e.g. 7d, 2w, 1y6mo; mo is months)
     #[arg(long, value_name = "DURATION")]
     pub keep_within: Option<crate::schedule::retention::Within>,
 }

@@ -100,7 +100,9 @@ fn steps(ctx: &mut Ctx, install: &Path) -> Result<String> {
         }),
         ctx,
     )?;
-    ctx.out.info("   (the line above, the id, is backup's only output on stdout: what `ID=$(bwguard backup)` keeps)");
+    ctx.out.info(
+        "   (the line above, the id, is backup's only output on stdout: what `ID=$(bwguard backup)` keeps)",
+    );
     ctx.out.info("\n== 2. bwguard enable-scim: snapshot first, then change exactly one line");
     let edit = EditArgs {
         add_missing: false,

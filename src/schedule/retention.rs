@@ -110,18 +110,20 @@ impl Within {
 impl FromStr for Within {
     type Err = String;
 
-    /// Parses `7d`, `2w`, `36h`, `1y6m`: numbers each followed by a unit `y` (years), `m` (months),
-    /// `w` (weeks), `d` (days) or `h` (hours), in any order, adding up to more than zero.
+    /// Parses `7d`, `2w`, `36h`, `1y6mo`: numbers each followed by a unit `y` (years), `mo`
+    /// (months), `w` (weeks), `d` (days) or `h` (hours), in any order, adding up to more than
+    /// zero. A bare `m` is refused: elsewhere (`--max-age 30m`) it means minutes.
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = |why: &str| {
             format!(
                 "invalid --keep-within duration {s:?}: {why}; use numbers with the units y (years), \
-                    m (months), w (weeks), d (days), h (hours), e.g. 7d, 2w, 36h, 1y6m"
+                    mo (months), w (weeks), d (days), h (hours), e.g. 7d, 2w, 36h, 1y6mo"
             )
         };
         let mut w = Within { years: 0, months: 0, days: 0, hours: 0 };
         let mut digits = String::new();
-        for ch in s.trim().chars() {
+        let mut chars = s.trim().chars().peekable();
+        while let Some(ch) = chars.next() {
             if ch.is_ascii_digit() {
                 digits.push(ch);
                 continue;
@@ -132,7 +134,8 @@ impl FromStr for Within {
             let n: u32 = digits.parse().map_err(|_| bad(&format!("{digits} is too large")))?;
             let (field, n) = match ch {
                 'y' => (&mut w.years, Some(n)),
-                'm' => (&mut w.months, Some(n)),
+                'm' if chars.next_if_eq(&'o').is_some() => (&mut w.months, Some(n)),
+                'm' => return Err(bad("m is ambiguous (minutes in --max-age): write mo for months")),
                 'w' => (&mut w.days, n.checked_mul(7)),
                 'd' => (&mut w.days, Some(n)),
                 'h' => (&mut w.hours, Some(n)),
@@ -152,12 +155,12 @@ impl FromStr for Within {
 }
 
 impl fmt::Display for Within {
-    /// Canonical form: units in the order y, m, d, h, zero parts left out (`2w` shows as `14d`).
+    /// Canonical form: units in the order y, mo, d, h, zero parts left out (`2w` shows as `14d`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_zero() {
             return f.write_str("0h");
         }
-        for (n, unit) in [(self.years, 'y'), (self.months, 'm'), (self.days, 'd'), (self.hours, 'h')] {
+        for (n, unit) in [(self.years, "y"), (self.months, "mo"), (self.days, "d"), (self.hours, "h")] {
             if n > 0 {
                 write!(f, "{n}{unit}")?;
             }
@@ -469,9 +472,9 @@ mod tests {
             "- out 2027-02-28T11:00Z | older than --keep-within 1y (before 2027-02-28T12:00:00Z)",
         ],
         &[
-            "within 1m from Mar 31 reaches Feb 28 | UTC 2026-03-31T12:00Z --keep-within 1m",
+            "within 1mo from Mar 31 reaches Feb 28 | UTC 2026-03-31T12:00Z --keep-within 1mo",
             "+ new 2026-03-30T00:00Z",
-            "+ in 2026-02-28T12:00Z | since 2026-02-28T12:00:00Z (--keep-within 1m)",
+            "+ in 2026-02-28T12:00Z | since 2026-02-28T12:00:00Z (--keep-within 1mo)",
             "- out 2026-02-28T11:00Z",
         ],
         &[
@@ -590,8 +593,8 @@ mod tests {
         for (text, shown) in [
             ("7d", "7d"),
             ("2w", "14d"),
-            ("1y6m", "1y6m"),
-            ("6m1y", "1y6m"),
+            ("1y6mo", "1y6mo"),
+            ("6mo1y", "1y6mo"),
             ("36h", "36h"),
             (" 1w2d ", "9d"),
         ] {
@@ -599,13 +602,15 @@ mod tests {
             assert_eq!(w.to_string(), shown, "{text}");
             assert_eq!(shown.parse::<Within>(), Ok(w));
         }
-        assert_eq!("1y2m3w4d5h".parse(), Ok(Within { years: 1, months: 2, days: 25, hours: 5 }));
+        assert_eq!("1y2mo3w4d5h".parse(), Ok(Within { years: 1, months: 2, days: 25, hours: 5 }));
+        // A bare m would be minutes elsewhere: refused, saying what to write.
+        assert!("30m".parse::<Within>().unwrap_err().contains("write mo for months"));
         for bad in
             ["", "7", "d", "7x", "30s", "1.5d", "-1d", "0d", "7D", "1d 2h", "4294967296d", "700000000w"]
         {
             let err = bad.parse::<Within>().unwrap_err();
             assert!(err.starts_with(&format!("invalid --keep-within duration {bad:?}: ")), "{err}");
-            assert!(err.contains("e.g. 7d, 2w, 36h, 1y6m"), "{err}");
+            assert!(err.contains("e.g. 7d, 2w, 36h, 1y6mo"), "{err}");
         }
         assert!("30s".parse::<Within>().unwrap_err().contains("unknown unit 's'"));
         assert!("0d".parse::<Within>().unwrap_err().contains("longer than zero"));
@@ -618,7 +623,7 @@ mod tests {
         assert!(Policy::default().is_empty() && p.is_empty());
         assert_eq!(p.describe(), "");
         let all = "--keep-last 1 --keep-hourly 2 --keep-daily 3 --keep-weekly 4 --keep-monthly 5 \
-                   --keep-yearly 6 --keep-within 1y2m3d4h";
+                   --keep-yearly 6 --keep-within 1y2mo3d4h";
         assert!(!policy(all).is_empty());
         // A duration that reaches before the calendar's start keeps everything.
         let huge = Policy { within: Some(Within { years: u32::MAX, ..zero }), ..Policy::default() };
