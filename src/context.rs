@@ -33,6 +33,7 @@ pub struct Output {
     json: bool,
     verbosity: Verbosity,
     colour: bool,
+    width: Option<usize>,
 }
 
 impl Output {
@@ -44,7 +45,19 @@ impl Output {
         verbosity: Verbosity,
         colour: bool,
     ) -> Self {
-        Output { out, err, json, verbosity, colour }
+        Output { out, err, json, verbosity, colour, width: None }
+    }
+
+    /// The same output, its results laid out for a terminal `width`
+    /// columns wide.
+    pub fn with_width(mut self, width: Option<usize>) -> Self {
+        self.width = width;
+        self
+    }
+
+    /// The width of the terminal results go to, if they go to one.
+    pub fn width(&self) -> Option<usize> {
+        self.width
     }
 
     /// Whether `-q` asked for only what is essential.
@@ -155,7 +168,12 @@ impl Ctx {
             Verbosity::Normal
         };
         let colour = crate::report::human::colour_stderr();
-        let out = Output::new(Box::new(io::stdout()), Box::new(io::stderr()), global.json, verbosity, colour);
+        let width = rustix::termios::tcgetwinsize(io::stdout())
+            .ok()
+            .map(|w| usize::from(w.ws_col))
+            .filter(|w| *w > 0);
+        let out = Output::new(Box::new(io::stdout()), Box::new(io::stderr()), global.json, verbosity, colour)
+            .with_width(width);
         Ok(Ctx {
             cwd: std::env::current_dir()?,
             now: Utc::now(),

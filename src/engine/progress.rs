@@ -67,7 +67,8 @@ impl Progress {
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
         let style = ProgressStyle::with_template(
-            "{msg:<10} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {eta} left",
+            // The bar takes what the terminal's width leaves: one line at 80 columns.
+            "{msg} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} {elapsed}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");

@@ -305,6 +305,7 @@ pub fn apply(
     journal.before = before.id.clone();
     journal.phase = Phase::Swapping;
     journal.write(store)?;
+    out.info("Swapping the restored parts in and removing the replaced copy");
     let t = Instant::now();
     restore::swap(install, &units)?;
     out.detail(format!("  swapped ({:.1}s)", t.elapsed().as_secs_f64()));

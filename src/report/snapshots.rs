@@ -225,7 +225,7 @@ impl Render for StoreList {
                 Listing::Damaged { id, damaged } => damaged_row(id, damaged),
             });
         }
-        for line in table(&rows) {
+        for line in fit(&rows, out.width()) {
             out.result(line);
         }
         let good: Vec<&SnapshotListing> = self
@@ -251,6 +251,41 @@ impl Render for StoreList {
             }
         ));
     }
+}
+
+/// The list's table laid out for a terminal `width` columns wide: as it is
+/// when it fits (or goes to no terminal); else without the VERSION and
+/// SCIM columns, and the REASON cut short with `…`.
+fn fit(rows: &[[String; 8]], width: Option<usize>) -> Vec<String> {
+    let full = table(rows);
+    let Some(width) = width else { return full };
+    if full.iter().all(|l| l.chars().count() <= width) {
+        return full;
+    }
+    let narrow: Vec<[String; 6]> =
+        rows.iter().map(|r| [&r[0], &r[1], &r[2], &r[3], &r[4], &r[7]].map(String::clone)).collect();
+    let others = table(
+        &narrow
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r[2] = String::new();
+                r
+            })
+            .collect::<Vec<_>>(),
+    );
+    let used = others.iter().map(|l| l.trim_end().chars().count()).max().unwrap_or(0);
+    let room = width.saturating_sub(used).max(12);
+    let cut: Vec<[String; 6]> = narrow
+        .into_iter()
+        .map(|mut r| {
+            if r[2].chars().count() > room {
+                r[2] = r[2].chars().take(room - 1).collect::<String>() + "…";
+            }
+            r
+        })
+        .collect();
+    table(&cut)
 }
 
 /// `, db down 4.2s` for a snapshot taken with the database paused.

@@ -202,8 +202,7 @@ impl Render for StatusReport {
         }
         if self.pinned.count > 0 {
             out.result(format!(
-                "pinned       {} {}, {} (never pruned; `bwguard unpin ID` lets one be pruned, `bwguard forget ID \
-                 --force` deletes it)",
+                "pinned       {} {}, {} (never pruned; `bwguard unpin ID` releases)",
                 self.pinned.count,
                 if self.pinned.count == 1 { "snapshot" } else { "snapshots" },
                 human_size(self.pinned.bytes)

@@ -313,7 +313,7 @@ fn status_and_list_say_what_pinned_snapshots_hold_and_how_to_release_them() {
     let size = manifest(&env, &pinned)["archive"]["size"].as_u64().unwrap();
     let doc = env.run(&["status", "--json"]).ok().json();
     assert_eq!((doc["pinned"]["count"].as_u64(), doc["pinned"]["bytes"].as_u64()), (Some(1), Some(size)));
-    env.run(&["status"]).ok().stdout_has("pinned       1 snapshot").stdout_has("bwguard unpin ID");
+    env.run(&["status"]).ok().stdout_has("pinned       1 snapshot").stdout_has("`bwguard unpin ID` releases");
     let r = env.run(&["list"]);
     r.ok();
     assert!(r.stderr.contains("2 snapshots") && r.stderr.contains("1 pinned"), "{}", r.stderr);
@@ -347,4 +347,47 @@ fn log_lines_up_its_columns() {
         .collect();
     assert!(steps.windows(2).all(|w| w[0] == w[1]), "the step names line up:\n{}", r.stdout);
     assert!(at("FAILED")[3].is_some() && rows[3].contains("exit 134"), "{}", r.stdout);
+}
+
+/// What a terminal shows, escape sequences left out, one entry per line
+/// or redraw (`\r`).
+fn screen_lines(out: &str) -> Vec<String> {
+    let mut plain = String::new();
+    let mut chars = out.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.next_if_eq(&'[').is_some() {
+            while chars.next().is_some_and(|c| !c.is_ascii_alphabetic()) {}
+            continue;
+        }
+        plain.push(c);
+    }
+    plain.split(['\r', '\n']).map(str::to_string).collect()
+}
+
+#[test]
+fn the_progress_bar_and_list_fit_80_columns() {
+    let env = TestEnv::with(&bwguard::sample::SampleOptions { vault_mb: 120, ..Default::default() });
+    let r = env.bwguard(&["backup"]).on_terminal_cols(80).run();
+    r.ok();
+    let lines = screen_lines(&r.stdout);
+    let bars: Vec<&String> = lines.iter().filter(|l| l.contains("] ") && l.contains('[')).collect();
+    assert!(!bars.is_empty(), "no progress drawn:\n{}", r.stdout);
+    assert!(bars.iter().all(|l| l.chars().count() <= 80), "{bars:#?}");
+    let id = env.snapshot_ids()[0].clone();
+    env.run(&["rollback", &id, "--only", "config", "--yes"]).ok();
+    let r = env.bwguard(&["list"]).on_terminal_cols(80).run();
+    r.ok();
+    let rows: Vec<String> = screen_lines(&r.stdout)
+        .into_iter()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()) || l.starts_with("ID"))
+        .collect();
+    assert!(rows.len() >= 3 && rows.iter().all(|l| l.chars().count() <= 80), "{rows:#?}");
+    assert!(rows.iter().any(|l| l.contains("before rollback to") && l.contains('…')), "{rows:#?}");
+    // Wide enough, nothing is cut.
+    let r = env.bwguard(&["list"]).on_terminal_cols(200).run();
+    assert!(
+        r.stdout.contains("VERSION") && r.stdout.contains(&format!("before rollback to {id}")),
+        "{}",
+        r.stdout
+    );
 }

@@ -49,8 +49,9 @@ pub struct Bwguard {
 enum Wrapper {
     /// `sh -c 'PREFIX; exec BIN ARGS'`.
     Shell(String),
-    /// A pseudo-terminal from `script` (util-linux); stdout is the terminal.
-    Terminal,
+    /// A pseudo-terminal from `script` (util-linux); stdout is the terminal,
+    /// this many columns wide when given.
+    Terminal(Option<u16>),
 }
 
 impl Bwguard {
@@ -127,7 +128,13 @@ impl Bwguard {
     /// stderr are a terminal; what it printed comes back as stdout. `NO_COLOR`
     /// is left unset unless the test sets it.
     pub fn on_terminal(mut self) -> Self {
-        self.wrapper = Some(Wrapper::Terminal);
+        self.wrapper = Some(Wrapper::Terminal(None));
+        self
+    }
+
+    /// [`Bwguard::on_terminal`], `cols` columns wide.
+    pub fn on_terminal_cols(mut self, cols: u16) -> Self {
+        self.wrapper = Some(Wrapper::Terminal(Some(cols)));
         self
     }
 
@@ -138,13 +145,17 @@ impl Bwguard {
                 c.arg("-c").arg(format!("{prefix}; exec \"$0\" \"$@\"")).arg(BIN);
                 c
             }
-            (Some(Wrapper::Terminal), _) => {
+            (Some(Wrapper::Terminal(cols)), _) => {
                 let words: Vec<String> = std::iter::once(OsStr::new(BIN))
                     .chain(self.args.iter().map(OsString::as_os_str))
                     .map(|w| format!("'{}'", w.to_string_lossy().replace('\'', "'\\''")))
                     .collect();
+                let line = match cols {
+                    Some(n) => format!("stty cols {n} rows 40; exec {}", words.join(" ")),
+                    None => words.join(" "),
+                };
                 let mut c = Command::new("script");
-                c.args(["-qec", &words.join(" "), "/dev/null"]);
+                c.args(["-qec", &line, "/dev/null"]);
                 c
             }
             (None, _) if self.login.is_some() => {
@@ -163,7 +174,7 @@ impl Bwguard {
             (None, None) => Command::new(BIN),
         };
         c.env_remove("BWGUARD_BWDATA").env_remove("BWGUARD_STORE");
-        if !matches!(self.wrapper, Some(Wrapper::Terminal)) {
+        if !matches!(self.wrapper, Some(Wrapper::Terminal(_))) {
             c.env("NO_COLOR", "1").args(&self.args);
         } else {
             c.env_remove("NO_COLOR");
