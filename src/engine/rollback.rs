@@ -168,6 +168,7 @@ pub fn plan(
         manifest.bitwarden.core_version.as_deref(),
         running.core_version.as_deref(),
         restores_data,
+        false,
     );
     Ok(Plan {
         manifest,
@@ -328,7 +329,14 @@ pub fn rollback_locked(
     progress: bool,
     out: &mut Output,
 ) -> Result<(Plan, Done)> {
-    let plan = plan(install, store, id, Selection::All, false)?;
+    let mut plan = plan(install, store, id, Selection::All, false)?;
+    // The caller starts Bitwarden next: the admin is not told to.
+    plan.version_change = facts::version_change(
+        plan.manifest.bitwarden.core_version.as_deref(),
+        facts::read_info(install).core_version.as_deref(),
+        plan.restores_data,
+        true,
+    );
     out.info(plan.describe());
     for said in &plan.version_change {
         out.warn(said);

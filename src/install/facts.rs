@@ -154,8 +154,14 @@ pub fn sql_server_of(v: &str) -> Option<u32> {
 
 /// What a rollback from the running version `now` to a snapshot of version
 /// `then` changes, as sentences for the admin; empty when the versions are
-/// the same or unknown.
-pub fn version_change(then: Option<&str>, now: Option<&str>, restores_data: bool) -> Vec<String> {
+/// the same or unknown. `bwguard_starts`: the rollback after a failed
+/// procedure, which starts Bitwarden itself (the admin is not told to).
+pub fn version_change(
+    then: Option<&str>,
+    now: Option<&str>,
+    restores_data: bool,
+    bwguard_starts: bool,
+) -> Vec<String> {
     let (Some(then), Some(now)) = (then, now) else { return Vec::new() };
     if then == now {
         return Vec::new();
@@ -175,10 +181,14 @@ pub fn version_change(then: Option<&str>, now: Option<&str>, restores_data: bool
         && a != b
         && restores_data
     {
+        let how = if bwguard_starts {
+            format!("bwguard starts them with the restored {then} images next; never run")
+        } else {
+            format!("start them only with the restored {then} images (`./bitwarden.sh start`), never")
+        };
         said.push(format!(
             "the database files come from SQL Server {a} (Bitwarden {then}), the running images use SQL Server \
-             {b}: start them only with the restored {then} images (`./bitwarden.sh start`), never \
-             `./bitwarden.sh update` first: a newer engine upgrades the files for good"
+             {b}: {how} `./bitwarden.sh update` first: a newer engine upgrades the files for good"
         ));
     }
     said
@@ -237,12 +247,23 @@ mod tests {
         ] {
             assert_eq!(sql_server_of(v), Some(sql), "{v}");
         }
-        assert!(version_change(Some("2026.8.0"), Some("2026.8.0"), true).is_empty());
-        let said = version_change(Some("2024.1.0"), Some("2026.8.0"), true);
+        assert!(version_change(Some("2026.8.0"), Some("2026.8.0"), true, false).is_empty());
+        let said = version_change(Some("2024.1.0"), Some("2026.8.0"), true, false);
         assert!(said[0].contains("restores Bitwarden 2024.1.0 pins"), "{said:?}");
         assert!(said[1].contains("SQL Server 2019") && said[1].contains("SQL Server 2025"), "{said:?}");
-        assert_eq!(version_change(Some("2026.6.0"), Some("2026.6.0"), true).len(), 0);
-        assert_eq!(version_change(Some("2026.7.0"), Some("2026.8.0"), true).len(), 1);
+        assert!(
+            said[1].contains("(`./bitwarden.sh start`), never `./bitwarden.sh update` first"),
+            "{said:?}"
+        );
+        // After a failed procedure bwguard starts Bitwarden itself: the
+        // admin is not told to.
+        let auto = version_change(Some("2024.1.0"), Some("2026.8.0"), true, true);
+        assert!(
+            !auto[1].contains("bitwarden.sh start") && auto[1].contains("bwguard starts them"),
+            "{auto:?}"
+        );
+        assert_eq!(version_change(Some("2026.6.0"), Some("2026.6.0"), true, false).len(), 0);
+        assert_eq!(version_change(Some("2026.7.0"), Some("2026.8.0"), true, false).len(), 1);
     }
 
     #[test]

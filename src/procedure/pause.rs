@@ -521,7 +521,12 @@ pub fn recover(install: &Install, store: &Store) -> Result<Option<String>> {
     };
     docker.preflight().map_err(|e| down(e.to_string()))?;
     let said = match docker.state(DATABASE) {
-        Some(s) if s.status == "running" => format!("{DATABASE} was {since}; it runs again"),
+        // Running is not enough: with `restart: always` a container whose
+        // engine cannot start is "running" for a moment between restarts.
+        Some(s) if s.status == "running" => {
+            wait_back(&docker, install).map_err(down)?;
+            format!("{DATABASE} was {since}; it runs again")
+        }
         _ if !others_run(&docker, install) => {
             format!(
                 "{DATABASE} was {since}; Bitwarden's other containers are stopped too, so it is left stopped"

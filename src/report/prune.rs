@@ -43,21 +43,20 @@ impl Render for PruneReport {
             return;
         }
         let verb = if self.dry_run { "would remove" } else { "remove" };
-        for id in &self.incomplete_removed {
-            out.result(format!("{verb:<13} {id}  incomplete copy (an interrupted push or prune)"));
-        }
         let on = self.remote.as_ref().map(|r| format!(" on {r}")).unwrap_or_default();
         out.info(format!("policy{on}: {}", self.policy.describe()));
         let mut all: Vec<(&Decided, bool)> =
             self.kept.iter().map(|d| (d, true)).chain(self.removed.iter().map(|d| (d, false))).collect();
         all.sort_by_key(|(d, _)| std::cmp::Reverse(crate::engine::store::id_key(&d.id)));
-        for (d, keep) in all {
-            let reasons = d.reasons.join("; ");
-            if keep {
-                out.result(format!("keep          {}  {reasons}", d.id));
-            } else {
-                out.result(format!("{verb:<13} {}  {reasons}", d.id));
-            }
+        // One table, so ids of every length (`…Z-2`) line up.
+        let incomplete = self.incomplete_removed.iter().map(|id| {
+            [verb.to_string(), id.clone(), "incomplete copy (an interrupted push or prune)".into()]
+        });
+        let decided = all
+            .into_iter()
+            .map(|(d, keep)| [if keep { "keep" } else { verb }.into(), d.id.clone(), d.reasons.join("; ")]);
+        for line in super::table::table(&incomplete.chain(decided).collect::<Vec<_>>()) {
+            out.result(line);
         }
         out.info(format!(
             "{} kept, {} {}",

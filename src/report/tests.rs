@@ -494,3 +494,53 @@ fn documents_read_back_as_the_same_values() {
         }
     }
 }
+
+/// A stream the test reads back once the output is done with it.
+#[derive(Clone, Default)]
+struct Captured(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What `value` prints on stdout for a human.
+fn human(value: &impl Render) -> String {
+    let (out, err) = (Captured::default(), Captured::default());
+    let mut o = crate::context::Output::new(
+        Box::new(out.clone()),
+        Box::new(err),
+        false,
+        crate::context::Verbosity::Normal,
+        false,
+    );
+    value.render(&mut o);
+    drop(o);
+    String::from_utf8(out.0.borrow().clone()).unwrap()
+}
+
+#[test]
+fn prune_lines_up_ids_of_every_length() {
+    let d = |id: &str, why: &str| Decided { id: s(id), reasons: vec![s(why)] };
+    let report = PruneReport {
+        remote: None,
+        policy: policy(),
+        dry_run: true,
+        kept: vec![d("20261202T000000Z-2", "newest"), d("20261202T000000Z", "daily")],
+        removed: vec![d("20261201T000000Z", "past every rule")],
+        incomplete_removed: Vec::new(),
+    };
+    let text = human(&report);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    let column = |l: &str, word: &str| l.find(word).unwrap_or_else(|| panic!("{word} in {l}"));
+    assert_eq!(column(lines[0], "newest"), column(lines[1], "daily"), "{text}");
+    assert_eq!(column(lines[0], "newest"), column(lines[2], "past every rule"), "{text}");
+    assert_eq!(column(lines[0], "2026"), column(lines[2], "2026"), "{text}");
+    assert!(lines[2].starts_with("would remove  20261201T000000Z"), "{text}");
+}
