@@ -97,7 +97,9 @@ pub enum Command {
     /// Delete snapshots by a retention policy
     ///
     /// Never removes a pinned snapshot, the newest one, or the newest one
-    /// that passes verification. Calendar buckets are in local time.
+    /// that passes verification. Calendar buckets are in local time. The
+    /// `before rollback` snapshots it keeps, stored uncompressed during the
+    /// outage, it compresses.
     Prune(PruneArgs),
     /// Scheduled backups: a systemd timer (or a cron line)
     #[command(subcommand)]

@@ -74,7 +74,7 @@ impl Run for BackupArgs {
             };
             match policy {
                 Some(p) => {
-                    let pruned = prune::prune_store(&mut ctx.out, store, &p, false, ctx.now)?;
+                    let pruned = prune::prune_store(&mut ctx.out, store, &p, false, ctx.now, ctx.progress)?;
                     ctx.out.show(&pruned);
                     report.prune = Some(pruned);
                 }

@@ -46,7 +46,14 @@ impl Run for PruneArgs {
         };
         let report = match &self.remote {
             Some(name) => prune_remote(ctx, &writing.store, name, &policy, self.dry_run)?,
-            None => prune::prune_store(&mut ctx.out, &writing.store, &policy, self.dry_run, ctx.now)?,
+            None => prune::prune_store(
+                &mut ctx.out,
+                &writing.store,
+                &policy,
+                self.dry_run,
+                ctx.now,
+                ctx.progress,
+            )?,
         };
         ctx.out.show(&report);
         Ok(report)

@@ -9,6 +9,7 @@ pub mod lock;
 pub mod manifest;
 pub mod progress;
 pub mod readback;
+pub mod recompress;
 pub mod restore;
 pub mod rollback;
 pub mod room;

@@ -44,6 +44,12 @@ pub fn begin(install: &Install, command: &str, now: chrono::DateTime<chrono::Utc
     for id in store.remove_incomplete()? {
         notices.push(format!("removed incomplete snapshot {id} left by an interrupted run"));
     }
+    for id in crate::engine::recompress::remove_leftovers(&store)? {
+        notices.push(format!(
+            "removed the unfinished compressed copy of snapshot {id} left by an interrupted prune; \
+             the snapshot itself is whole"
+        ));
+    }
     let config_tmp = files::temp_name(&install.config_path());
     if config_tmp.exists() {
         files::remove_any(&config_tmp)?;

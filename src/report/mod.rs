@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use changes::{EditReport, UpgradeReport};
 pub use offsite::{PullReport, PushReport, PushedCopy, RemoteListReport, RemoteListing, RemoteReport};
 pub use other::{CompletionsReport, DemoReport, ErrorDoc, ErrorReport, ManReport, ScheduleReport};
-pub use prune::{Decided, PruneReport};
+pub use prune::{Compressed, Decided, PruneReport};
 pub use rollback::RollbackReport;
 pub use snapshots::{
     BackupReport, Checked, DiffReport, ForgetReport, KeyChange, ListReport, Listing, PinReport,

@@ -24,6 +24,23 @@ pub struct PruneReport {
     /// With `--remote`: incomplete copies removed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub incomplete_removed: Vec<String>,
+    /// Safety snapshots of rollbacks, stored uncompressed during the
+    /// outage, compressed by this prune (with `--dry-run`: that would be).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compressed: Vec<Compressed>,
+}
+
+/// A rollback's safety snapshot compressed by a prune.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Compressed {
+    /// The snapshot.
+    pub id: String,
+    /// Its archive's size, uncompressed.
+    pub archive_size_before: u64,
+    /// Its archive's size now; absent with `--dry-run`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_size_after: Option<u64>,
 }
 
 /// One retention decision.
@@ -57,6 +74,22 @@ impl Render for PruneReport {
             .map(|(d, keep)| [if keep { "keep" } else { verb }.into(), d.id.clone(), d.reasons.join("; ")]);
         for line in super::table::table(&incomplete.chain(decided).collect::<Vec<_>>()) {
             out.result(line);
+        }
+        for c in &self.compressed {
+            let size = super::human::human_size;
+            out.result(match c.archive_size_after {
+                Some(after) => format!(
+                    "compressed {}  {} -> {} (a rollback's safety snapshot)",
+                    c.id,
+                    size(c.archive_size_before),
+                    size(after)
+                ),
+                None => format!(
+                    "would compress {}  {} (a rollback's safety snapshot)",
+                    c.id,
+                    size(c.archive_size_before)
+                ),
+            });
         }
         out.info(format!(
             "{} kept, {} {}",

@@ -125,6 +125,11 @@ fn prune() -> PruneReport {
         kept: decided(),
         removed: decided(),
         incomplete_removed: vec![s("20261201T000000Z")],
+        compressed: vec![Compressed {
+            id: s("20261130T000000Z"),
+            archive_size_before: 9,
+            archive_size_after: Some(3),
+        }],
     }
 }
 
@@ -534,6 +539,7 @@ fn prune_lines_up_ids_of_every_length() {
         kept: vec![d("20261202T000000Z-2", "newest"), d("20261202T000000Z", "daily")],
         removed: vec![d("20261201T000000Z", "past every rule")],
         incomplete_removed: Vec::new(),
+        compressed: Vec::new(),
     };
     let text = human(&report);
     let lines: Vec<&str> = text.lines().collect();

@@ -6,10 +6,11 @@ use chrono::{DateTime, Utc};
 
 use crate::context::Output;
 use crate::engine::progress::Progress;
+use crate::engine::recompress;
 use crate::engine::store::Store;
 use crate::engine::verify::check_files;
 use crate::error::Result;
-use crate::report::{Decided, PruneReport};
+use crate::report::{Compressed, Decided, PruneReport};
 use crate::schedule::retention::{self, Candidate, Policy};
 
 /// Applies `policy` to the snapshots in `store` (the caller holds the
@@ -21,6 +22,7 @@ pub fn prune_store(
     policy: &Policy,
     dry_run: bool,
     now: DateTime<Utc>,
+    progress: bool,
 ) -> Result<PruneReport> {
     if policy.is_empty() {
         return Ok(empty(policy, dry_run));
@@ -51,7 +53,49 @@ pub fn prune_store(
         }
         out.warn(format!("{} fails verification", c.id));
     }
-    decide(out, &candidates, policy, dry_run, now, |id| store.delete(id))
+    let mut report = decide(out, &candidates, policy, dry_run, now, |id| store.delete(id))?;
+    report.compressed = compress_kept(out, store, &report.kept, dry_run, progress);
+    Ok(report)
+}
+
+/// Compresses the kept safety snapshots of rollbacks (stored uncompressed
+/// for the outage's sake). A snapshot that cannot be compressed stays as
+/// it is, with a warning: the prune itself succeeded.
+fn compress_kept(
+    out: &mut Output,
+    store: &Store,
+    kept: &[Decided],
+    dry_run: bool,
+    progress: bool,
+) -> Vec<Compressed> {
+    let mut done = Vec::new();
+    for d in kept {
+        let Ok(m) = store.open(&d.id) else { continue };
+        if !recompress::wanted(&m) {
+            continue;
+        }
+        if dry_run {
+            done.push(Compressed {
+                id: d.id.clone(),
+                archive_size_before: m.archive.size,
+                archive_size_after: None,
+            });
+            continue;
+        }
+        match recompress::recompress(store, &d.id, progress) {
+            Ok(Some(sizes)) => done.push(Compressed {
+                id: d.id.clone(),
+                archive_size_before: sizes.before,
+                archive_size_after: Some(sizes.after),
+            }),
+            Ok(None) => out.warn(format!(
+                "{}: left uncompressed: this filesystem cannot swap a compressed copy in atomically",
+                d.id
+            )),
+            Err(e) => out.warn(format!("{}: left uncompressed: {e}", d.id)),
+        }
+    }
+    done
 }
 
 /// The report of an empty policy: nothing is removed.
@@ -63,6 +107,7 @@ pub fn empty(policy: &Policy, dry_run: bool) -> PruneReport {
         kept: Vec::new(),
         removed: Vec::new(),
         incomplete_removed: Vec::new(),
+        compressed: Vec::new(),
     }
 }
 

@@ -224,3 +224,61 @@ fn rollback_killed_at_any_instant_is_old_or_restored_and_finished_by_the_next_ru
         Case { env, extra: vec![id, "--yes".into()], old, new, old_config, new_config }
     });
 }
+
+#[test]
+fn prune_killed_while_compressing_a_safety_snapshot_leaves_it_whole() {
+    // A rollback's safety snapshot, stored uncompressed, which the prune
+    // under test compresses and swaps in.
+    let setup = || {
+        let env = TestEnv::with(&bwguard::sample::SampleOptions {
+            vault_mb: 24,
+            backups: 1,
+            small_system_dbs: true,
+            ..Default::default()
+        });
+        let id = env.backup();
+        env.run(&["enable-scim"]).ok();
+        env.run(&["rollback", &id, "--yes"]).ok();
+        let ids = env.snapshot_ids();
+        let safety = ids[0].clone();
+        (env, ids, safety)
+    };
+    let level = |env: &TestEnv, id: &str| -> u64 {
+        let m: serde_json::Value =
+            serde_json::from_slice(&fs::read(env.snap_dir(id).join("manifest.json")).unwrap()).unwrap();
+        m["compression"]["level"].as_u64().unwrap()
+    };
+    let args = ["prune", "--keep-last", "5"];
+    let mut rng = Rng::seeded("prune");
+    let (probe, _, _) = setup();
+    let t = Instant::now();
+    probe.run(&args).ok();
+    let full_us = t.elapsed().as_micros() as u64;
+    drop(probe);
+    let wanted = kills_wanted() / 2;
+    let (mut kills, mut attempts, mut bound) = (0, 0, full_us * 11 / 10);
+    while kills < wanted {
+        attempts += 1;
+        assert!(attempts < wanted * 10, "prune: runs finish before the kill; only {kills} kills");
+        let (env, ids, safety) = setup();
+        let delay = Duration::from_micros(rng.below(bound));
+        let killed = run_and_kill(&env, &args, delay);
+        kills += usize::from(killed);
+        bound = if killed { (bound * 21 / 20).min(full_us * 2) } else { (bound * 3 / 4).max(1000) };
+        let context = format!("prune killed after {delay:?}");
+        assert_eq!(env.snapshot_ids(), ids, "{context}: the snapshots listed changed");
+        assert_listed_snapshots_are_good(&env, &context);
+        env.run(&args).ok();
+        assert!(level(&env, &safety) > 0, "{context}: the next prune did not compress it");
+        assert_listed_snapshots_are_good(&env, &context);
+        assert_no_leftovers(&env, &context);
+        for e in fs::read_dir(&env.store).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!name.starts_with(".recompress-"), "{context}: {name} left");
+        }
+    }
+    eprintln!(
+        "prune: {kills} kills in {attempts} runs survived (full run {:?})",
+        Duration::from_micros(full_us)
+    );
+}

@@ -125,3 +125,63 @@ fn backup_prune_applies_the_given_policy_after_a_verified_backup() {
     env.run(&["backup", "--keep-last", "1"]).code(2).says("--prune");
     assert_eq!(env.snapshot_ids().len(), 3);
 }
+
+/// The manifest of snapshot `id`, as JSON.
+fn manifest(env: &TestEnv, id: &str) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(env.snap_dir(id).join("manifest.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn prune_compresses_a_rollbacks_safety_snapshot_which_still_rolls_back_byte_for_byte() {
+    let env = TestEnv::new();
+    let id = env.backup();
+    // The state a rollback replaces: SCIM on, the database changed.
+    env.run(&["enable-scim"]).ok();
+    fs::write(env.bwdata().join("mssql/data/vault.mdf"), vec![7u8; 3 << 20]).unwrap();
+    let replaced = env.tree();
+    env.run(&["rollback", &id, "--yes"]).ok();
+    let safety = env.snapshot_ids()[0].clone();
+    let m = manifest(&env, &safety);
+    assert!(m["reason"].as_str().unwrap().starts_with("before rollback"), "{m}");
+    assert_eq!(m["compression"]["level"], 0, "stored uncompressed during the outage");
+    let before = m["archive"]["size"].as_u64().unwrap();
+
+    // A dry run says so and changes nothing.
+    let store = env.store_tree();
+    let dry = env.run(&["prune", "--keep-last", "5", "--dry-run"]);
+    dry.ok().stdout_has(&format!("would compress {safety}"));
+    assert_eq!(env.store_tree(), store, "a dry run compressed something");
+
+    let r = env.run(&["prune", "--keep-last", "5", "--json"]);
+    let doc = r.ok().json();
+    assert_eq!(doc["compressed"][0]["id"], safety.as_str(), "{doc}");
+    assert_eq!(doc["compressed"][0]["archive_size_before"], before);
+    let after = doc["compressed"][0]["archive_size_after"].as_u64().unwrap();
+    let m = manifest(&env, &safety);
+    assert_eq!(m["archive"]["size"], after);
+    assert!(after * 4 < before, "{after} of {before} bytes");
+    assert!(m["compression"]["level"].as_u64().unwrap() > 0);
+    assert_eq!(m["pinned"], true, "still pinned");
+    assert!(
+        fs::read_dir(&env.store).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.'))
+    );
+    env.run(&["verify", &safety, "--deep"]).ok();
+    // Restorable by hand, as every snapshot.
+    let dir = env.snap_dir(&safety);
+    let sum = std::process::Command::new("sha256sum")
+        .arg("-c")
+        .arg("data.tar.gz.sha256")
+        .current_dir(&dir)
+        .output();
+    assert!(sum.unwrap().status.success());
+    let tar = std::process::Command::new("tar").arg("-tzf").arg(dir.join("data.tar.gz")).output().unwrap();
+    assert!(
+        tar.status.success() && String::from_utf8_lossy(&tar.stdout).contains("bwdata/mssql/data/vault.mdf")
+    );
+    // The next prune has nothing left to compress.
+    let again = env.run(&["prune", "--keep-last", "5", "--json"]);
+    assert!(again.ok().json().get("compressed").is_none());
+    // And it undoes the rollback, every byte.
+    env.run(&["rollback", &safety, "--yes"]).ok();
+    assert_eq!(env.tree(), replaced);
+}
