@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use clap_complete::engine::ArgValueCompleter;
 
 use super::ScopeArgs;
 
@@ -56,6 +57,7 @@ pub struct DisableScimArgs {
 #[derive(Debug, Args)]
 pub struct SetArgs {
     /// A top-level key of config.yml, e.g. enable_scim
+    #[arg(add = ArgValueCompleter::new(super::complete::config_keys))]
     pub key: String,
     /// Its new value (booleans: true/false; empty string for an empty value)
     #[arg(allow_hyphen_values = true)]

@@ -4,6 +4,7 @@
 //! after the command, as scripts expect.
 
 mod changes;
+pub mod complete;
 mod offsite;
 mod schedule;
 mod snapshots;

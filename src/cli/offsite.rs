@@ -3,18 +3,19 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCompleter;
 
 /// Arguments of `push`.
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// Snapshot ids (`latest`, or the unique beginning of one) [default: the newest]
-    #[arg(value_name = "ID")]
+    #[arg(value_name = "ID", add = ArgValueCompleter::new(super::complete::snapshot_ids))]
     pub ids: Vec<String>,
     /// Push every local snapshot the remote does not hold yet
     #[arg(long, conflicts_with = "ids")]
     pub all: bool,
     /// The remote [default: the only one]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", add = ArgValueCompleter::new(super::complete::remote_names))]
     pub remote: Option<String>,
 }
 
@@ -24,7 +25,7 @@ pub struct PullArgs {
     /// Snapshot id [default: the newest copy on the remote]
     pub id: Option<String>,
     /// The remote [default: the only one]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", add = ArgValueCompleter::new(super::complete::remote_names))]
     pub remote: Option<String>,
     /// The age identity file (private key) to decrypt with
     #[arg(long, value_name = "FILE")]
@@ -112,5 +113,6 @@ pub struct RemoteAddArgs {
 #[derive(Debug, Args)]
 pub struct RemoteNameArg {
     /// The remote
+    #[arg(add = ArgValueCompleter::new(super::complete::remote_names))]
     pub name: String,
 }

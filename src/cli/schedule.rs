@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use clap_complete::engine::ArgValueCompleter;
 
 /// A retention policy, restic-style.
 #[derive(Debug, Args, Clone, Default)]
@@ -68,7 +69,7 @@ pub struct PruneArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Apply the policy to the copies on this remote instead
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", add = ArgValueCompleter::new(super::complete::remote_names))]
     pub remote: Option<String>,
     /// Also save the given policy in the store, for every later `prune` and
     /// `backup --prune` without flags (the cron route, a manual prune)
@@ -114,7 +115,7 @@ pub struct JobArgs {
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
     /// After each verified backup, push it to this remote (see `bwguard remote add`)
-    #[arg(long, value_name = "REMOTE")]
+    #[arg(long, value_name = "REMOTE", add = ArgValueCompleter::new(super::complete::remote_names))]
     pub push: Option<String>,
 }
 

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use clap_complete::engine::ArgValueCompleter;
 
 use super::{RetentionArgs, TrustArgs};
 
@@ -44,7 +45,7 @@ pub struct BackupArgs {
     #[arg(long)]
     pub prune: bool,
     /// After the verified backup, push it to this remote (the only one if no name is given)
-    #[arg(long, value_name = "REMOTE", num_args = 0..=1, default_missing_value = "")]
+    #[arg(long, value_name = "REMOTE", num_args = 0..=1, default_missing_value = "", add = ArgValueCompleter::new(super::complete::remote_names))]
     pub push: Option<String>,
     /// Stop only the database container for the snapshot (the rest of Bitwarden keeps running) and start it again as soon as every file is read
     #[arg(long, conflicts_with = "live")]
@@ -67,7 +68,7 @@ pub struct BackupArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// Snapshot ids (`latest`, or the unique beginning of one) [default: the newest]
-    #[arg(value_name = "ID")]
+    #[arg(value_name = "ID", add = ArgValueCompleter::new(super::complete::snapshot_ids))]
     pub ids: Vec<String>,
     /// Check every snapshot in the store
     #[arg(long, conflicts_with = "ids")]
@@ -76,7 +77,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub deep: bool,
     /// Check the copies on this remote instead (without --deep: the ciphertext's checksum, no key needed)
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", add = ArgValueCompleter::new(super::complete::remote_names))]
     pub remote: Option<String>,
     /// With --remote --deep: the age identity file to decrypt with
     #[arg(long, value_name = "FILE", requires_all = ["remote", "deep"])]
@@ -89,7 +90,7 @@ pub struct VerifyArgs {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// List the complete copies on this remote instead
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", add = ArgValueCompleter::new(super::complete::remote_names))]
     pub remote: Option<String>,
     #[command(flatten)]
     pub trust: TrustArgs,
@@ -107,6 +108,7 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// Snapshot id (`latest`, or the unique beginning of one) [default: the newest]
+    #[arg(add = ArgValueCompleter::new(super::complete::snapshot_ids))]
     pub id: Option<String>,
 }
 
@@ -123,6 +125,7 @@ pub enum Only {
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
     /// Snapshot id, `latest`, or the unique beginning of one [default: the newest cold backup of the whole install that no rollback took]
+    #[arg(add = ArgValueCompleter::new(super::complete::snapshot_ids))]
     pub id: Option<String>,
     /// Restore only the config or only the data
     #[arg(long, value_enum)]
@@ -134,7 +137,7 @@ pub struct RollbackArgs {
     #[arg(long, value_name = "FILE")]
     pub helm_values: Option<PathBuf>,
     /// Pull the snapshot from this remote first (default id: the newest copy there)
-    #[arg(long, value_name = "NAME", requires = "identity", conflicts_with = "helm_values")]
+    #[arg(long, value_name = "NAME", requires = "identity", conflicts_with = "helm_values", add = ArgValueCompleter::new(super::complete::remote_names))]
     pub remote: Option<String>,
     /// With --remote: the age identity file to decrypt with
     #[arg(long, value_name = "FILE", requires = "remote")]
@@ -150,6 +153,7 @@ pub struct RollbackArgs {
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Snapshot id (`latest`, or the unique beginning of one)
+    #[arg(add = ArgValueCompleter::new(super::complete::snapshot_ids))]
     pub id: String,
 }
 
@@ -157,6 +161,7 @@ pub struct LogArgs {
 #[derive(Debug, Args)]
 pub struct PinArgs {
     /// Snapshot id (`latest`, or the unique beginning of one)
+    #[arg(add = ArgValueCompleter::new(super::complete::snapshot_ids))]
     pub id: String,
 }
 
@@ -164,6 +169,7 @@ pub struct PinArgs {
 #[derive(Debug, Args)]
 pub struct UnpinArgs {
     /// Snapshot id (`latest`, or the unique beginning of one)
+    #[arg(add = ArgValueCompleter::new(super::complete::snapshot_ids))]
     pub id: String,
 }
 
@@ -171,6 +177,7 @@ pub struct UnpinArgs {
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
     /// Snapshot id (`latest`, or the unique beginning of one)
+    #[arg(add = ArgValueCompleter::new(super::complete::snapshot_ids))]
     pub id: String,
     /// Delete it even if it is pinned
     #[arg(long)]

@@ -4,6 +4,7 @@
 
 use std::ffi::OsStr;
 use std::fs;
+use std::path::Path;
 use std::process::Command;
 
 use crate::support::TestEnv;
@@ -117,16 +118,98 @@ fn status_says_whether_the_next_run_undoes_or_finishes_an_interrupted_rollback()
     fs::remove_file(env.store.join("rollback-journal.json")).unwrap();
 }
 
+/// What bash completes for `words` (the last one being typed) with the
+/// script `bwguard completions bash` prints, sourced in a real bash that
+/// finds this bwguard on PATH, run in `cwd` with the test's store in
+/// `BWGUARD_STORE`.
+fn bash_completes(env: &TestEnv, cwd: &Path, words: &[&str]) -> Vec<String> {
+    let script = env.dir.path().join("bwguard.bash");
+    fs::write(&script, env.run(&["completions", "bash"]).ok().stdout.as_bytes()).unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_bwguard")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let line = format!(
+        "source '{}'; COMP_WORDS=({}); COMP_CWORD=$((${{#COMP_WORDS[@]}}-1)); COMP_TYPE=9; \
+         _clap_complete_bwguard bwguard \"${{COMP_WORDS[COMP_CWORD]}}\" x; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        script.display(),
+        quoted.join(" ")
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(line)
+        .env("PATH", path)
+        .env("BWGUARD_STORE", &env.store)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).filter(|l| !l.is_empty()).collect()
+}
+
+#[test]
+fn completion_offers_snapshot_ids_config_keys_and_directories_without_a_space() {
+    let env = TestEnv::new();
+    let (a, b) = (env.backup(), env.backup());
+    let store = env.store.display().to_string();
+    let bwdata = env.bwdata().display().to_string();
+    // Ids of the store the line names, newest first, with `latest`.
+    let got = bash_completes(
+        &env,
+        env.dir.path(),
+        &["bwguard", "--bwdata", &bwdata, "--store", &store, "rollback", ""],
+    );
+    assert_eq!(got[..3], ["latest".to_string(), b.clone(), a.clone()], "{got:?}");
+    let common: String = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).map(|(x, _)| x).collect();
+    let got = bash_completes(
+        &env,
+        env.dir.path(),
+        &["bwguard", "--store", &store, "--bwdata", &bwdata, "verify", &common],
+    );
+    assert!(got.contains(&b) && got.contains(&a) && !got.contains(&"latest".to_string()), "{got:?}");
+    // The install found from the current directory and the store from
+    // BWGUARD_STORE, as bwguard itself finds them.
+    let got = bash_completes(&env, &env.install, &["bwguard", "forget", &b]);
+    assert_eq!(got, [b.as_str()], "{got:?}");
+    // Keys of config.yml.
+    let got = bash_completes(&env, &env.install, &["bwguard", "set", "enable_s"]);
+    assert_eq!(got, ["enable_scim"], "{got:?}");
+    // A directory ends in a slash, and the script then adds no space.
+    let parent = env.install.parent().unwrap().display().to_string();
+    let got = bash_completes(&env, &env.install, &["bwguard", "backup", "--store", &format!("{parent}/ins")]);
+    assert_eq!(got, [format!("{parent}/install/")], "{got:?}");
+    // Nothing readable there: nothing offered, no error.
+    let got = bash_completes(
+        &env,
+        env.dir.path(),
+        &["bwguard", "--store", "/nonexistent", "--bwdata", &bwdata, "pin", "2"],
+    );
+    assert!(got.is_empty(), "{got:?}");
+}
+
 #[test]
 fn completions_and_man_page_are_generated_from_the_cli() {
     let env = TestEnv::new();
     for shell in ["bash", "zsh", "fish"] {
         let r = env.run(&["completions", shell]);
         r.ok();
-        for word in ["enable-scim", "rollback", "bwdata"] {
-            assert!(r.stdout.contains(word), "{shell} completion lacks {word}");
-        }
+        // The script asks bwguard itself, under bwguard's own variable.
+        assert!(
+            r.stdout.contains("BWGUARD_COMPLETE") && r.stdout.contains("bwguard"),
+            "{shell}: {}",
+            r.stdout
+        );
     }
+    // Asked as a shell asks, bwguard answers with the real commands.
+    let r = env
+        .bwguard(&["--", "bwguard", "enable-"])
+        .env("BWGUARD_COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", "1")
+        .env("_CLAP_IFS", "\n")
+        .run();
+    r.ok();
+    assert!(r.stdout.contains("enable-scim"), "{}", r.stdout);
+    // A stray COMPLETE (another tool's variable) changes nothing.
+    env.bwguard(&["status"]).env("COMPLETE", "bash").run().ok().says("snapshot");
     let r = env.run(&["man"]);
     r.ok();
     assert!(r.stdout.starts_with(".TH BWGUARD 1 "), "not a man page: {}", &r.stdout[..80]);
