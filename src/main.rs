@@ -2,14 +2,12 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     // A shell asking for completions gets them, and nothing else runs.
     bwguard::cli::complete::answer_shell();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let json = args.iter().any(|a| a == "--json");
-    let cli = match bwguard::cli::Cli::try_parse_from(&args) {
+    let cli = match bwguard::cli::parse(&args) {
         Ok(cli) => cli,
         Err(e) => {
             if json && e.use_stderr() {

@@ -22,10 +22,7 @@ pub const VAR: &str = "BWGUARD_COMPLETE";
 /// Answers the shell when it asks for completions (and exits); otherwise
 /// returns at once.
 pub fn answer_shell() {
-    clap_complete::CompleteEnv::with_factory(<super::Cli as clap::CommandFactory>::command)
-        .var(VAR)
-        .completer("bwguard")
-        .complete();
+    clap_complete::CompleteEnv::with_factory(super::command).var(VAR).completer("bwguard").complete();
 }
 
 /// The registration script for `shell`, which asks `bwguard` (on PATH).

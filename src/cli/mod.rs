@@ -40,10 +40,10 @@ const GLOBAL: &str = "Global options";
 /// Options accepted by every command, before or after it.
 #[derive(Debug, Args, Clone, Default)]
 pub struct GlobalArgs {
-    /// The Bitwarden data directory [default: ./bwdata, else ./.bwdata]
+    /// The Bitwarden data directory (not for completions, man, demo) [default: ./bwdata, else ./.bwdata]
     #[arg(long, global = true, help_heading = GLOBAL, env = "BWGUARD_BWDATA", value_name = "PATH")]
     pub bwdata: Option<PathBuf>,
-    /// Where snapshots live [default: bwguard-snapshots/ beside the data directory]
+    /// Where snapshots live (not for completions, man, demo) [default: bwguard-snapshots/ beside the data directory]
     #[arg(long, global = true, help_heading = GLOBAL, env = "BWGUARD_STORE", value_name = "PATH")]
     pub store: Option<PathBuf>,
     /// Print one JSON document on stdout (errors too)
@@ -58,7 +58,7 @@ pub struct GlobalArgs {
     /// Never show a progress display
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub no_progress: bool,
-    /// Answer yes to confirmation questions (needed without a terminal)
+    /// Answer yes to confirmation questions, needed without a terminal (rollback, forget, enable-scim, disable-scim, set, upgrade)
     #[arg(short = 'y', long, global = true, help_heading = GLOBAL)]
     pub yes: bool,
 }
@@ -169,6 +169,57 @@ pub struct DemoArgs {
     pub size_mb: u64,
 }
 
+/// Whether the global option `id` applies to the top-level command
+/// `command`. Where it does not, it is left out of the command's help and
+/// completions.
+pub fn applies(command: &str, id: &str) -> bool {
+    match id {
+        "bwdata" | "store" => !matches!(command, "completions" | "man" | "demo"),
+        "yes" => {
+            matches!(command, "enable-scim" | "disable-scim" | "set" | "rollback" | "upgrade" | "forget")
+        }
+        _ => true,
+    }
+}
+
+/// The global options that apply only to some commands.
+const SOME_COMMANDS: [&str; 3] = ["bwdata", "store", "yes"];
+
+/// The command line definition, each command showing only the global
+/// options that apply to it: where one does not, the command gets a hidden
+/// option of the same name instead, which clap then does not replace with
+/// the global one.
+pub fn command() -> clap::Command {
+    fn shadow(mut cmd: clap::Command, top: &str, globals: &[clap::Arg]) -> clap::Command {
+        for g in globals.iter().filter(|g| !applies(top, g.get_id().as_str())) {
+            cmd = cmd.arg(g.clone().global(false).hide(true));
+        }
+        let names: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_string()).collect();
+        for name in names {
+            cmd = cmd.mut_subcommand(&name, |c| shadow(c, top, globals));
+        }
+        cmd
+    }
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let globals: Vec<clap::Arg> =
+        cmd.get_arguments().filter(|a| SOME_COMMANDS.contains(&a.get_id().as_str())).cloned().collect();
+    let names: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_string()).collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(&name, |c| shadow(c, &name, &globals));
+    }
+    cmd
+}
+
+/// Parses the command line with [`command`]. A global option given to a
+/// command it does not apply to is accepted and ignored, so a wrapper or
+/// alias that always names the store keeps working for `man`.
+pub fn parse(args: &[std::ffi::OsString]) -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
+    let mut cmd = command();
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -178,6 +229,28 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_are_shown_and_taken_only_where_they_apply() {
+        let mut cmd = command();
+        cmd.build();
+        let help = |cmd: &mut clap::Command, name: &str| {
+            cmd.find_subcommand_mut(name).unwrap().render_help().to_string()
+        };
+        let list = help(&mut cmd, "list");
+        assert!(!list.contains("--yes") && list.contains("--json") && list.contains("--store"), "{list}");
+        let man = help(&mut cmd, "man");
+        assert!(!man.contains("--bwdata") && !man.contains("--store") && man.contains("--json"), "{man}");
+        let rollback = help(&mut cmd, "rollback");
+        assert!(rollback.contains("--yes") && rollback.contains("--bwdata"), "{rollback}");
+        let os = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        // Given anyway (a wrapper that always passes them), they are accepted.
+        assert!(parse(&os(&["bwguard", "list", "-y"])).is_ok());
+        assert!(parse(&os(&["bwguard", "man", "--store", "/s"])).is_ok());
+        assert!(parse(&os(&["bwguard", "rollback", "-y"])).unwrap().global.yes);
+        assert!(parse(&os(&["bwguard", "-y", "forget", "x"])).unwrap().global.yes);
+        assert!(parse(&os(&["bwguard", "--store", "/s", "list"])).is_ok());
     }
 
     #[test]

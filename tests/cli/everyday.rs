@@ -177,6 +177,11 @@ fn completion_offers_snapshot_ids_config_keys_and_directories_without_a_space() 
     let parent = env.install.parent().unwrap().display().to_string();
     let got = bash_completes(&env, &env.install, &["bwguard", "backup", "--store", &format!("{parent}/ins")]);
     assert_eq!(got, [format!("{parent}/install/")], "{got:?}");
+    // Only the global options that apply to the command are offered.
+    let list = bash_completes(&env, &env.install, &["bwguard", "list", "--"]);
+    let rollback = bash_completes(&env, &env.install, &["bwguard", "rollback", "--"]);
+    assert!(list.contains(&"--json".to_string()) && !list.contains(&"--yes".to_string()), "{list:?}");
+    assert!(rollback.contains(&"--yes".to_string()), "{rollback:?}");
     // Nothing readable there: nothing offered, no error.
     let got = bash_completes(
         &env,
