@@ -84,7 +84,12 @@ pub enum Command {
     DisableScim(DisableScimArgs),
     /// Snapshot, then set a known top-level key of config.yml
     Set(SetArgs),
-    /// Show how a snapshot's config.yml differs from the current one
+    /// Show how a snapshot differs from the install now
+    ///
+    /// config.yml line by line, with the known keys that changed; then
+    /// every file, directory and link of the snapshot's parts that differs
+    /// in type, size, modification time, mode, owner or link target
+    /// (contents are not read: that is `verify --deep`).
     Diff(DiffArgs),
     /// Restore a snapshot (default: the newest cold backup of the whole install)
     ///

@@ -368,6 +368,23 @@ pub struct DiffReport {
     pub diff: String,
     /// Known keys whose values differ.
     pub changed_keys: Vec<KeyChange>,
+    /// Every file, directory and link of the snapshot's parts that differs
+    /// from the install now, by type, size, time, mode, owner and link
+    /// target (contents are not read: `verify --deep` and a rollback's
+    /// dry run do that).
+    pub files: Vec<FileChange>,
+}
+
+/// A file of the snapshot's parts that differs from the install now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileChange {
+    /// Install-relative path.
+    pub path: String,
+    /// `added` (only now), `removed` (only in the snapshot) or `changed`.
+    pub change: String,
+    /// What differs, e.g. `size 1.0 MiB -> 3.0 MiB`, `modified`.
+    pub detail: String,
 }
 
 /// A key whose value differs.
@@ -388,6 +405,24 @@ impl Render for DiffReport {
             out.result(format!("config.yml is the same as in snapshot {}", self.id));
         } else {
             out.result(self.diff.trim_end());
+        }
+        if self.files.is_empty() {
+            out.result(format!(
+                "no file of snapshot {} differs from the install in type, size, time, mode or owner",
+                self.id
+            ));
+            return;
+        }
+        let n = self.files.len();
+        out.info(format!(
+            "{n} {} of snapshot {} differ from the install now (by type, size, time, mode and owner; contents not read):",
+            if n == 1 { "path" } else { "paths" },
+            self.id
+        ));
+        let rows: Vec<[String; 3]> =
+            self.files.iter().map(|f| [f.change.clone(), f.path.clone(), f.detail.clone()]).collect();
+        for line in super::table::table(&rows) {
+            out.result(line);
         }
     }
 }

@@ -277,6 +277,11 @@ fn sections() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
                     snapshot: Some(s("false")),
                     current: None,
                 }],
+                files: vec![FileChange {
+                    path: s("bwdata/mssql/data/vault.mdf"),
+                    change: s("changed"),
+                    detail: s("modified"),
+                }],
             })],
             &[],
         ),

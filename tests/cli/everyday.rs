@@ -479,3 +479,50 @@ fn the_progress_bar_and_list_fit_80_columns() {
         r.stdout
     );
 }
+
+#[test]
+fn diff_names_every_file_that_changed_not_only_config_yml() {
+    let env = TestEnv::new();
+    let id = env.backup();
+    let same = env.run(&["diff", &id, "--json"]).ok().json();
+    assert_eq!(same["files"], serde_json::json!([]), "{same}");
+    // An upgrade rewrote a database file, a file appeared, one went, a
+    // mode changed, and config.yml is untouched.
+    let data = env.bwdata();
+    let mdf = data.join("mssql/data/vault.mdf");
+    let len = fs::metadata(&mdf).unwrap().len();
+    fs::write(&mdf, vec![1u8; len as usize + 10]).unwrap();
+    // (Times are kept to the second: a rewrite within the backup's second
+    // is dated earlier.)
+    assert!(Command::new("touch").args(["-d", "2026-01-01 00:00:00"]).arg(&mdf).status().unwrap().success());
+    fs::write(data.join("env/extra.env"), b"x=1\n").unwrap();
+    fs::remove_file(data.join("mssql/backups/vault_FULL_LATESTLN.BAK")).unwrap();
+    let uid = data.join("env/uid.env");
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&uid, fs::Permissions::from_mode(0o640)).unwrap();
+    let doc = env.run(&["diff", &id, "--json"]).ok().json();
+    assert_eq!(doc["identical"], true, "config.yml did not change");
+    let files: Vec<(String, String, String)> = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap().to_string();
+            (s("path"), s("change"), s("detail"))
+        })
+        .collect();
+    let find = |p: &str| files.iter().find(|f| f.0 == p).unwrap_or_else(|| panic!("{p} not in {files:?}"));
+    let vault = find("bwdata/mssql/data/vault.mdf");
+    assert!(vault.1 == "changed" && vault.2.contains("size") && vault.2.contains("modified"), "{vault:?}");
+    assert_eq!(find("bwdata/env/extra.env").1, "added");
+    assert_eq!(find("bwdata/mssql/backups/vault_FULL_LATESTLN.BAK").1, "removed");
+    assert!(find("bwdata/env/uid.env").2.contains("-> 0640"));
+    assert_eq!(files.len(), 4, "only what changed: {files:?}");
+    // For a human: the same, one line each, after the config.yml verdict.
+    let r = env.run(&["diff", &id]);
+    r.ok().stdout_has("config.yml is the same").stdout_has("added    bwdata/env/extra.env");
+    // Nothing was written anywhere.
+    let store = env.store_tree();
+    env.run(&["diff", &id]).ok();
+    assert_eq!(env.store_tree(), store);
+}
