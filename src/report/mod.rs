@@ -28,8 +28,8 @@ pub use other::{CompletionsReport, DemoReport, ErrorDoc, ErrorReport, ManReport,
 pub use prune::{Compressed, Decided, PruneReport};
 pub use rollback::RollbackReport;
 pub use snapshots::{
-    BackupReport, Checked, DiffReport, FileChange, ForgetReport, KeyChange, ListReport, Listing, PinReport,
-    ResumeDbReport, SnapshotListing, SnapshotReport, StoreList, VerifyReport,
+    BackupReport, Checked, DiffReport, FileChange, ForgetReport, KeyChange, ListReport, Listing, PartSize,
+    PinReport, ResumeDbReport, SnapshotListing, SnapshotReport, StoreList, VerifyReport,
 };
 pub use status::{FreeBytes, HolderDoc, MaxAge, Newest, Pinned, RemoteDoc, StatusReport};
 

@@ -44,6 +44,25 @@ pub struct SnapshotReport {
     /// started again, and its downtime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_pause: Option<DatabasePause>,
+    /// What each part of the install holds in it.
+    #[serde(default)]
+    pub parts: Vec<PartSize>,
+    /// Seconds spent reading the install (the database's downtime with
+    /// `--pause-db`, less the stop and start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_seconds: Option<f64>,
+}
+
+/// What one part of a snapshot holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartSize {
+    /// Install-relative path, e.g. `bwdata/mssql`.
+    pub path: String,
+    /// Regular files in it.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 impl SnapshotReport {
@@ -62,6 +81,25 @@ impl SnapshotReport {
             archive_sha256: m.archive.sha256.clone(),
             verified: true,
             database_pause: m.database_pause.clone(),
+            parts: m
+                .parts
+                .iter()
+                .filter(|p| p.present)
+                .map(|p| {
+                    let inside = |e: &&crate::engine::manifest::Entry| {
+                        e.sha256.is_some()
+                            && (e.path == p.path
+                                || e.path.strip_prefix(&p.path).is_some_and(|r| r.starts_with('/')))
+                    };
+                    let files: Vec<_> = m.entries.iter().filter(inside).collect();
+                    PartSize {
+                        path: p.path.clone(),
+                        files: files.len(),
+                        bytes: files.iter().fold(0u64, |a, e| a.saturating_add(e.size)),
+                    }
+                })
+                .collect(),
+            read_seconds: m.read_seconds,
         }
     }
 }
@@ -75,6 +113,22 @@ impl Render for SnapshotReport {
             human_size(self.content_size),
             human_size(self.archive_size)
         ));
+        // -v: where the bytes are, how fast they were read, what to check.
+        for p in &self.parts {
+            let n = p.files;
+            out.detail(format!(
+                "  {}: {n} {}, {}",
+                p.path,
+                if n == 1 { "file" } else { "files" },
+                human_size(p.bytes)
+            ));
+        }
+        if let Some(secs) = self.read_seconds.filter(|s| *s > 0.0) {
+            let rate = self.content_size as f64 / secs / f64::from(1u32 << 20);
+            out.detail(format!("read in {secs:.1} s ({rate:.0} MiB/s)"));
+        }
+        out.detail(format!("{} ({} consistency, scope {})", self.path, self.consistency, self.scope));
+        out.detail(format!("data.tar.gz SHA-256 {}", self.archive_sha256));
         if self.consistency == "live" {
             let changed = if self.changed_while_reading.is_empty() {
                 String::new()

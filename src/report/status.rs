@@ -152,6 +152,11 @@ impl Render for StatusReport {
             out.result(&check.message);
             return;
         }
+        if out.quiet() {
+            out.result(self.one_line());
+            self.warnings(out);
+            return;
+        }
         let info = &self.bitwarden;
         out.result(format!("install      {}", self.install_dir));
         out.result(format!("data dir     {}", self.data_dir));
@@ -170,6 +175,16 @@ impl Render for StatusReport {
         };
         out.result(format!("enable_scim  {scim}"));
         out.result(format!("database     {}", self.database));
+        // -v: every image the install pins, and who holds what.
+        for (service, image) in &info.images {
+            out.detail(format!("  image      {service}: {image}"));
+        }
+        if let Some(kc) = &info.key_connector_version {
+            out.detail(format!("  key connector {kc}"));
+        }
+        for h in &self.database_holders {
+            out.detail(format!("  holder     {} (pid {}): {}", h.command, h.pid, h.file));
+        }
         let files = if self.database_files_open {
             let held: Vec<String> = self
                 .database_holders
@@ -221,6 +236,38 @@ impl Render for StatusReport {
             size(self.free_bytes.data),
             size(self.free_bytes.store)
         ));
+        self.warnings(out);
+        if let Some(check) = &self.max_age {
+            out.result(&check.message);
+        }
+    }
+}
+
+impl StatusReport {
+    /// `-q`: the state in one line.
+    fn one_line(&self) -> String {
+        let files = if self.database_files_open { "database files OPEN" } else { "database files closed" };
+        let newest = match &self.newest {
+            Some(n) => format!(
+                "newest {} ({} ago, {})",
+                n.id,
+                n.age_seconds.map(human_age).unwrap_or_else(|| "?".into()),
+                n.reason
+            ),
+            None => "no snapshot".into(),
+        };
+        let n = self.snapshots;
+        format!(
+            "bitwarden {}, enable_scim {}, {files}; {n} {}, {newest}; store free {}",
+            self.bitwarden.core_version.as_deref().unwrap_or("unknown"),
+            self.enable_scim.map_or("unknown".to_string(), |b| b.to_string()),
+            if n == 1 { "snapshot" } else { "snapshots" },
+            self.free_bytes.store.map(human_size).unwrap_or_else(|| "?".into())
+        )
+    }
+
+    /// What needs the admin's attention, on stderr.
+    fn warnings(&self, out: &mut Output) {
         if let Some(why) = &self.database_paused {
             out.warn(format!("database paused: {why}"));
         }
@@ -241,9 +288,6 @@ impl Render for StatusReport {
                 "incomplete snapshots left by an interrupted run: {} (the next writing run removes them)",
                 self.incomplete_snapshots.join(", ")
             ));
-        }
-        if let Some(check) = &self.max_age {
-            out.result(&check.message);
         }
     }
 }

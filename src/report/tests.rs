@@ -104,6 +104,8 @@ fn snapshot() -> SnapshotReport {
         archive_sha256: s("ab"),
         verified: true,
         database_pause: Some(pause()),
+        parts: vec![PartSize { path: s("bwdata/mssql"), files: 1, bytes: 1 }],
+        read_seconds: Some(0.5),
     }
 }
 

@@ -526,3 +526,44 @@ fn diff_names_every_file_that_changed_not_only_config_yml() {
     env.run(&["diff", &id]).ok();
     assert_eq!(env.store_tree(), store);
 }
+
+#[test]
+fn quiet_and_verbose_change_what_backup_and_status_say() {
+    let env = TestEnv::new();
+    let quiet = env.run(&["backup", "-q"]);
+    quiet.ok();
+    let normal = env.run(&["backup"]);
+    normal.ok();
+    let verbose = env.run(&["backup", "-v"]);
+    verbose.ok();
+    // The id alone on stdout, whatever the verbosity.
+    for r in [&quiet, &normal, &verbose] {
+        assert_eq!(r.stdout.lines().count(), 1, "{r:?}");
+    }
+    assert!(!quiet.stderr.contains("Taking a snapshot") && !quiet.stderr.contains("written and read back"));
+    assert!(normal.stderr.contains("written and read back") && !normal.stderr.contains("bwdata/mssql:"));
+    // -v: each part with its files and bytes, the reading speed, the archive's digest.
+    assert!(
+        verbose.stderr.contains("  bwdata/mssql: ") && verbose.stderr.contains("MiB/s"),
+        "{}",
+        verbose.stderr
+    );
+    assert!(verbose.stderr.contains("data.tar.gz SHA-256 "), "{}", verbose.stderr);
+
+    let quiet = env.run(&["status", "-q"]);
+    quiet.ok();
+    assert_eq!(quiet.stdout.lines().count(), 1, "{}", quiet.stdout);
+    assert!(
+        quiet.stdout.contains("3 snapshots, newest ") && quiet.stdout.contains("enable_scim false"),
+        "{}",
+        quiet.stdout
+    );
+    let normal = env.run(&["status"]).ok().stdout.clone();
+    let verbose = env.run(&["status", "-v"]);
+    verbose.ok();
+    assert!(
+        !normal.contains("image      api") && verbose.stderr.contains("image      api"),
+        "{}",
+        verbose.stderr
+    );
+}
