@@ -471,6 +471,13 @@ fn the_progress_bar_and_list_fit_80_columns() {
         .collect();
     assert!(rows.len() >= 3 && rows.iter().all(|l| l.chars().count() <= 80), "{rows:#?}");
     assert!(rows.iter().any(|l| l.contains("before rollback to") && l.contains('…')), "{rows:#?}");
+    // status: every line that names no path of this machine fits.
+    let r = env.bwguard(&["status"]).on_terminal_cols(80).run();
+    r.ok();
+    let tmp = env.dir.path().display().to_string();
+    let long: Vec<String> =
+        screen_lines(&r.stdout).into_iter().filter(|l| !l.contains(&tmp) && l.chars().count() > 80).collect();
+    assert!(long.is_empty(), "{long:#?}");
     // Wide enough, nothing is cut.
     let r = env.bwguard(&["list"]).on_terminal_cols(200).run();
     assert!(
