@@ -167,11 +167,12 @@ impl Render for RemoteReport {
                         Some(f) => format!("keys from {}", f.display()),
                         None => "keys from the environment".into(),
                     };
+                    let n = r.recipients.len();
                     out.result(format!(
-                        "{name}  {}  {}  {} recipient(s), {keys}",
+                        "{name}  {}  {}  {n} {}, {keys}",
                         r.url,
                         r.endpoint,
-                        r.recipients.len()
+                        if n == 1 { "recipient" } else { "recipients" }
                     ));
                     for k in &r.trusted_keys {
                         out.result(format!("{name}  also trusts copies signed by {k}"));

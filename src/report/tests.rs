@@ -557,3 +557,10 @@ fn prune_lines_up_ids_of_every_length() {
     assert_eq!(column(lines[0], "2026"), column(lines[2], "2026"), "{text}");
     assert!(lines[2].starts_with("would remove  20261201T000000Z"), "{text}");
 }
+
+#[test]
+fn counts_are_said_in_words_not_with_parentheses() {
+    let one = RemoteReport::Listed { remotes: BTreeMap::from([(s("g"), remote())]), signing_key: None };
+    let text = human(&one);
+    assert!(text.contains(" 1 recipient, ") && !text.contains("(s)"), "{text}");
+}
