@@ -213,6 +213,9 @@ pub fn report_usage_json(message: &str) {
 
 fn print_json(doc: &ErrorReport) {
     if let Ok(text) = serde_json::to_string(doc) {
-        println!("{text}");
+        // A reader that went away (`| head`, a closed pipe) is no reason to
+        // panic: the exit code still says what happened.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}").and_then(|()| out.flush());
     }
 }

@@ -574,3 +574,30 @@ fn quiet_and_verbose_change_what_backup_and_status_say() {
         verbose.stderr
     );
 }
+
+#[test]
+fn a_closed_pipe_on_stdout_is_no_panic() {
+    let env = TestEnv::new();
+    let id = env.backup();
+    for (args, code) in [
+        (vec!["verify", "nosuch", "--json"], 2),
+        (vec!["list", "--json"], 0),
+        (vec!["verify", id.as_str()], 0),
+        (vec!["status", "--json"], 0),
+    ] {
+        // The reader is gone before bwguard writes a byte (`| head -0`).
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_bwguard"))
+            .arg("--store")
+            .arg(&env.store)
+            .args(&args)
+            .current_dir(&env.install)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
