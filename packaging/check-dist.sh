@@ -55,7 +55,7 @@ add() {
     --endpoint "http://s3.bwguard.test:$port" --recipient "$recipient"
 }
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-add resolved | tee "$root/tmp/add.log"
+add resolved 2>&1 | tee "$root/tmp/add.log"
 grep -q "Reached s3://bucket/host" "$root/tmp/add.log"
 rm "$root/etc/hosts"
 if add unresolved > "$root/tmp/add.log" 2>&1; then
