@@ -57,6 +57,12 @@ pub struct Unit {
     /// Inode of the staged copy's root, set once staged.
     #[serde(default)]
     pub staged_ino: Option<u64>,
+    /// The snapshot's mtime of the part's root directory, set again once
+    /// the part is swapped in: moving a directory to another parent
+    /// rewrites its `..` entry, and XFS then stamps it with the time of
+    /// the move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_mtime: Option<i64>,
 }
 
 impl Unit {
@@ -340,7 +346,7 @@ pub fn select_units(install: &Install, manifest: &Manifest, selection: Selection
             Selection::Data => p.path != config,
             Selection::All => true,
         })
-        .map(|p| Unit { rel: p.path.clone(), in_snapshot: p.present, staged_ino: None })
+        .map(|p| Unit { rel: p.path.clone(), in_snapshot: p.present, staged_ino: None, root_mtime: None })
         .collect();
     if units.is_empty() {
         return Err(Error::integrity(&manifest.id, "the manifest lists no parts to restore"));
@@ -447,6 +453,9 @@ fn stage_inner(
             Error::integrity(&manifest.id, format!("{} is listed as present but has no entries", u.rel))
         })?;
         u.staged_ino = Some(meta.ino());
+        if meta.is_dir() {
+            u.root_mtime = Some(meta.mtime());
+        }
     }
     check_staged(places, manifest, units, clamp)?;
     for dir in places.staging_dirs() {
@@ -602,6 +611,12 @@ pub fn swap(install: &Install, units: &[Unit]) -> Result<()> {
             }
             (None, None, _) => {}
             (_, _, None) => return Err(missing(u)),
+        }
+        if let (Some(ino), Some(mtime)) = (u.staged_ino, u.root_mtime)
+            && fs::symlink_metadata(&target).is_ok_and(|m| m.ino() == ino && m.mtime() != mtime)
+        {
+            files::set_mtime_nofollow(&target, mtime)
+                .map_err(|e| Error::io("cannot set mtime of", &shown, e))?;
         }
         let (parent, _) = u.split();
         if let Some(dir) = places.parents.get(parent) {
