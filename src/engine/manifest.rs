@@ -68,6 +68,24 @@ pub struct Manifest {
     /// With `backup --pause-db`: the database container's pause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_pause: Option<DatabasePause>,
+    /// How the archive was read back from the disk: [`READBACK_WHILE_WRITING`]
+    /// or [`READBACK_AFTER_FLUSH`] (absent in older manifests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readback: Option<String>,
+}
+
+/// `readback`: each chunk read from the device with direct reads as soon
+/// as it was written, where those surely reach the disk (XFS, ext4 without
+/// data journaling, encryption or verity).
+pub const READBACK_WHILE_WRITING: &str = "while-writing";
+/// `readback`: the archive flushed, dropped from the page cache and read
+/// back whole, on every other filesystem.
+pub const READBACK_AFTER_FLUSH: &str = "after-flush";
+
+/// The `readback` value for an archive whose read-back compared every
+/// byte with the device while writing, or not.
+pub fn readback_path(from_device: bool) -> String {
+    if from_device { READBACK_WHILE_WRITING } else { READBACK_AFTER_FLUSH }.to_string()
 }
 
 /// The database container stopped for a cold snapshot while the rest of

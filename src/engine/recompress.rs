@@ -131,6 +131,7 @@ fn stage_compressed(dir: &Path, stage: &Path, old: &Manifest, progress: bool) ->
     new.compression.level = DEFAULT_LEVEL;
     new.archive.size = read_back.digest.size;
     new.archive.sha256 = read_back.digest.sha256;
+    new.readback = Some(crate::engine::manifest::readback_path(read_back.from_device));
     let sums = files::read_small(&dir.join(SUMS), files::MANIFEST_CAP)
         .map_err(|e| Error::integrity(id, format!("{SUMS} cannot be read: {e}")))?;
     write_new(&stage.join(SUMS), &sums)?;

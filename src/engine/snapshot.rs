@@ -171,6 +171,7 @@ fn write_snapshot(
         changed_while_reading: changed,
         read_seconds: Some((read_seconds * 1000.0).round() / 1000.0),
         database_pause,
+        readback: Some(crate::engine::manifest::readback_path(read_back.from_device)),
     };
     write_private(&dir.join(SUMS), render_sums(&manifest.entries).as_bytes())?;
     write_private(&dir.join(ARCHIVE_SUM), render_archive_sum(&manifest.archive.sha256).as_bytes())?;

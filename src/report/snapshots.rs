@@ -51,6 +51,11 @@ pub struct SnapshotReport {
     /// `--pause-db`, less the stop and start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_seconds: Option<f64>,
+    /// How the archive was read back: `while-writing` (direct reads from
+    /// the disk as it was written) or `after-flush` (flushed, dropped from
+    /// the cache and read back whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readback: Option<String>,
 }
 
 /// What one part of a snapshot holds.
@@ -100,6 +105,7 @@ impl SnapshotReport {
                 })
                 .collect(),
             read_seconds: m.read_seconds,
+            readback: m.readback.clone(),
         }
     }
 }
@@ -129,6 +135,15 @@ impl Render for SnapshotReport {
         }
         out.detail(format!("{} ({} consistency, scope {})", self.path, self.consistency, self.scope));
         out.detail(format!("data.tar.gz SHA-256 {}", self.archive_sha256));
+        match self.readback.as_deref() {
+            Some(crate::engine::manifest::READBACK_WHILE_WRITING) => {
+                out.detail("read back while writing: each chunk read from the disk with direct reads")
+            }
+            Some(crate::engine::manifest::READBACK_AFTER_FLUSH) => out.detail(
+                "read back after flushing: this filesystem may serve direct reads from the cache, so the archive was flushed, dropped from the cache and read back whole",
+            ),
+            _ => {}
+        }
         if self.consistency == "live" {
             let changed = if self.changed_while_reading.is_empty() {
                 String::new()

@@ -106,6 +106,7 @@ fn snapshot() -> SnapshotReport {
         database_pause: Some(pause()),
         parts: vec![PartSize { path: s("bwdata/mssql"), files: 1, bytes: 1 }],
         read_seconds: Some(0.5),
+        readback: Some(s("while-writing")),
     }
 }
 
