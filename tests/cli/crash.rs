@@ -49,7 +49,7 @@ type Tree = BTreeMap<String, String>;
 
 /// One prepared install: the extra arguments of the run, the tree before
 /// it, and the tree a completed run leaves (config.yml compared by bytes).
-struct Case {
+pub(crate) struct Case {
     env: TestEnv,
     extra: Vec<String>,
     old: Tree,
@@ -147,6 +147,11 @@ fn assert_no_leftovers(env: &TestEnv, context: &str) {
 /// landed mid-run; after each, checks the invariants, then runs it again to
 /// completion and checks the result and that nothing is left over.
 fn crash_loop(label: &str, args: &[&str], setup: impl Fn() -> Case) {
+    crash_loop_n(label, args, kills_wanted(), setup);
+}
+
+/// [`crash_loop`] until `wanted` kills landed mid-run.
+pub(crate) fn crash_loop_n(label: &str, args: &[&str], wanted: usize, setup: impl Fn() -> Case) {
     let mut rng = Rng::seeded(label);
     let probe = setup();
     let mut probe_args: Vec<&str> = args.to_vec();
@@ -155,7 +160,6 @@ fn crash_loop(label: &str, args: &[&str], setup: impl Fn() -> Case) {
     probe.env.run(&probe_args).ok();
     let full = t.elapsed();
     drop(probe);
-    let wanted = kills_wanted();
     let (mut kills, mut attempts) = (0, 0);
     // Delays are drawn up to `bound`, which follows how long runs take now
     // (other tests share the machine): it shrinks when a run finished
@@ -186,13 +190,28 @@ fn crash_loop(label: &str, args: &[&str], setup: impl Fn() -> Case) {
     eprintln!("{label}: {kills} kills in {attempts} runs survived (full run {full:?})");
 }
 
+/// A backup of `env`: nothing in the install changes.
+pub(crate) fn backup_case(env: TestEnv) -> Case {
+    let (old, config) = (env.tree(), env.config());
+    Case { env, extra: Vec::new(), new: old.clone(), old, new_config: config.clone(), old_config: config }
+}
+
+/// A rollback of `env` to a snapshot taken before SCIM was enabled and the
+/// database "migrated" by an upgrade.
+pub(crate) fn rollback_case(env: TestEnv) -> Case {
+    let (new, new_config) = (env.tree(), env.config());
+    let id = env.backup();
+    env.run(&["enable-scim"]).ok();
+    fs::write(env.bwdata().join("mssql/data/vault.mdf"), b"migrated by an upgrade").unwrap();
+    fs::remove_file(env.bwdata().join("mssql/backups/vault_FULL_LATESTLN.BAK")).unwrap();
+    fs::write(env.bwdata().join("env/global.override.env"), b"changed=1\n").unwrap();
+    let (old, old_config) = (env.tree(), env.config());
+    Case { env, extra: vec![id, "--yes".into()], old, new, old_config, new_config }
+}
+
 #[test]
 fn backup_killed_at_any_instant_leaves_the_install_and_store_consistent() {
-    crash_loop("backup", &["backup"], || {
-        let env = TestEnv::new();
-        let (old, config) = (env.tree(), env.config());
-        Case { env, extra: Vec::new(), new: old.clone(), old, new_config: config.clone(), old_config: config }
-    });
+    crash_loop("backup", &["backup"], || backup_case(TestEnv::new()));
 }
 
 #[test]
@@ -212,17 +231,7 @@ fn enable_scim_killed_at_any_instant_leaves_old_or_new_config() {
 fn rollback_killed_at_any_instant_is_old_or_restored_and_finished_by_the_next_run() {
     // A snapshot, then SCIM enabled and the database "migrated" by an
     // upgrade; the rollback under test goes back to the snapshot.
-    crash_loop("rollback", &["rollback"], || {
-        let env = TestEnv::new();
-        let (new, new_config) = (env.tree(), env.config());
-        let id = env.backup();
-        env.run(&["enable-scim"]).ok();
-        fs::write(env.bwdata().join("mssql/data/vault.mdf"), b"migrated by an upgrade").unwrap();
-        fs::remove_file(env.bwdata().join("mssql/backups/vault_FULL_LATESTLN.BAK")).unwrap();
-        fs::write(env.bwdata().join("env/global.override.env"), b"changed=1\n").unwrap();
-        let (old, old_config) = (env.tree(), env.config());
-        Case { env, extra: vec![id, "--yes".into()], old, new, old_config, new_config }
-    });
+    crash_loop("rollback", &["rollback"], || rollback_case(TestEnv::new()));
 }
 
 #[test]

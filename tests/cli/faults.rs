@@ -51,7 +51,7 @@ const VAULT_KIB: u64 = 24 << 10;
 // Mounts, fillers and other helpers
 
 /// Skips the test locally (returning `None`) or fails it when `CI` is set.
-fn skip_or_fail<T>(why: &str) -> Option<T> {
+pub(crate) fn skip_or_fail<T>(why: &str) -> Option<T> {
     if std::env::var_os("CI").is_some() {
         panic!("{why}\nCI is set, so this test must run (as root); it is not skipped");
     }
@@ -128,7 +128,7 @@ fn small_sample() -> SampleOptions {
 }
 
 /// Free bytes on the filesystem holding `p`.
-fn free(p: &Path) -> u64 {
+pub(crate) fn free(p: &Path) -> u64 {
     free_space(p).unwrap()
 }
 
@@ -138,7 +138,7 @@ fn free(p: &Path) -> u64 {
 /// fills tens of MB in a few milliseconds. Chunks halve on ENOSPC down to
 /// one page, so the filesystem ends with less than a page free even while
 /// another process writes to it.
-fn fill(path: &Path) -> u64 {
+pub(crate) fn fill(path: &Path) -> u64 {
     use rustix::fs::{FallocateFlags, fallocate};
     use rustix::io::Errno;
     let f = File::create_new(path).unwrap_or_else(|e| panic!("filler {}: {e}", path.display()));
@@ -189,7 +189,11 @@ impl Drop for SetOnDrop<'_> {
 /// check (the filesystem is too small). What the run did about the full
 /// disk is the caller's to check.
 #[track_caller]
-fn run_while_filling(filler: &Path, started: impl Fn() -> bool + Sync, run: impl FnOnce() -> Run) -> Run {
+pub(crate) fn run_while_filling(
+    filler: &Path,
+    started: impl Fn() -> bool + Sync,
+    run: impl FnOnce() -> Run,
+) -> Run {
     let done = AtomicBool::new(false);
     let (r, filled, took) = std::thread::scope(|s| {
         let thread = s.spawn(|| {
@@ -243,12 +247,12 @@ fn bare(cwd: &Path, args: &[&str]) -> Run {
 /// Asserts a `--json` error document with this code and kind, and returns
 /// its message.
 #[track_caller]
-fn json_error(r: &Run, code: i32, kind: &str) -> String {
+pub(crate) fn json_error(r: &Run, code: i32, kind: &str) -> String {
     r.error(code, kind).message
 }
 
 /// Names of the snapshot-shaped directories in the store, complete or not.
-fn id_dirs(store: &Path) -> Vec<String> {
+pub(crate) fn id_dirs(store: &Path) -> Vec<String> {
     let Ok(rd) = fs::read_dir(store) else { return Vec::new() };
     let mut ids: Vec<String> = rd
         .map(|e| e.unwrap())
@@ -262,7 +266,7 @@ fn id_dirs(store: &Path) -> Vec<String> {
 
 /// No staging directory, config temp file, journal or incomplete snapshot.
 #[track_caller]
-fn assert_no_leftovers(env: &TestEnv) {
+pub(crate) fn assert_no_leftovers(env: &TestEnv) {
     for dir in [env.install.clone(), env.bwdata(), env.bwdata().join("core"), env.bwdata().join("scripts")] {
         assert!(!dir.join(".bwguard-staging").exists(), "staging left in {}", dir.display());
     }
@@ -275,7 +279,7 @@ fn assert_no_leftovers(env: &TestEnv) {
 
 /// The `disk-full` error of a run that hit ENOSPC.
 #[track_caller]
-fn assert_disk_full(r: &Run) {
+pub(crate) fn assert_disk_full(r: &Run) {
     let message = json_error(r, 1, "disk-full");
     assert!(message.contains("No space left on device"), "{message}");
     r.says("hint: free some space");

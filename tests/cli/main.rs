@@ -12,6 +12,7 @@ mod docker_bed;
 mod documents;
 mod everyday;
 mod faults;
+mod filesystems;
 mod garage;
 mod helm;
 mod hostile;
