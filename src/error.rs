@@ -71,6 +71,9 @@ kinds! {
         NotAPlainFile = "not-a-plain-file",
         /// A name in the install is not UTF-8.
         BadName = "bad-name",
+        /// A symbolic link in a part points outside the install (absolute,
+        /// or climbing above it): a restore could not make it safely.
+        LinkOutside = "link-outside-install",
         /// A part to restore is a mount point, which a rename cannot replace.
         MountPoint = "mount-point",
         /// The snapshot was taken of a data directory with another name.

@@ -167,6 +167,22 @@ pub fn collect(install: &Install, scope: &Scope) -> Result<(Vec<Part>, Vec<Sourc
     Ok((parts, sources))
 }
 
+/// Refuses a link that points outside the install before anything is
+/// written: the snapshot keeps links as links, and a restore makes only
+/// those that stay inside.
+fn refuse_outside_link(rel: &str, abs: &Path) -> Result<()> {
+    let target = fs::read_link(abs).map_err(|e| Error::io("cannot read link", abs, e))?;
+    let shown = target.display().to_string();
+    crate::engine::archive::check_link_target(rel, &shown).map_err(|_| {
+        Error::refused(
+            Refusal::LinkOutside,
+            format!("{} is a symbolic link to {shown}, outside the install", abs.display()),
+            "a snapshot keeps links as links and restores only those that stay inside the install: \
+             replace it with a relative link inside the install, or with what it points to",
+        )
+    })
+}
+
 fn walk_part(rel: &str, abs: &Path, out: &mut Vec<Source>) -> Result<()> {
     for item in WalkDir::new(abs).follow_links(false).sort_by_file_name() {
         let item = item.map_err(|e| {
@@ -194,6 +210,9 @@ fn walk_part(rel: &str, abs: &Path, out: &mut Vec<Source>) -> Result<()> {
                 e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk")),
             )
         })?;
+        if meta.file_type().is_symlink() {
+            refuse_outside_link(&name, item.path())?;
+        }
         out.push(Source { rel: name, abs: item.path().to_path_buf(), meta });
     }
     Ok(())

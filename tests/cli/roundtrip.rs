@@ -379,3 +379,28 @@ fn cached_pages(path: &std::path::Path) -> u64 {
         .expect("fincore (util-linux) is needed");
     String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
 }
+
+#[test]
+fn a_link_out_of_the_install_is_refused_before_anything_is_written_naming_it() {
+    // An absolute link, and a relative one that climbs above the install:
+    // a restore could not make either safely, so no snapshot may hold them.
+    for (name, target) in [("abs", "/etc/passwd"), ("up", "../../../../etc/passwd")] {
+        let env = TestEnv::new();
+        let link = env.bwdata().join("mssql/data").join(name);
+        std::os::unix::fs::symlink(target, &link).unwrap();
+        let (tree, config) = (env.tree(), env.config());
+
+        let r = env.run(&["backup", "--json"]);
+        let e = r.error(5, "link-outside-install");
+        assert!(e.message.contains(&link.display().to_string()), "names the link: {}", e.message);
+        assert!(e.message.contains(target), "names its target: {}", e.message);
+        assert!(env.store_tree().keys().all(|k| k == "lock"), "nothing in the store: {:?}", env.store_tree());
+
+        // A change is refused the same way, before its snapshot.
+        let r = env.run(&["enable-scim", "--json"]);
+        r.error(5, "link-outside-install");
+        assert_eq!(env.config(), config, "config.yml unchanged");
+        assert_same_tree(&tree, &env.tree());
+        assert!(env.store_tree().keys().all(|k| k == "lock"), "still nothing in the store");
+    }
+}
