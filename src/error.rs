@@ -209,6 +209,10 @@ pub enum Error {
     /// A snapshot id that names no snapshot.
     #[error("no snapshot {id} in {}", store.display())]
     NoSuchSnapshot { id: String, store: PathBuf },
+    /// A snapshot deleted (by a prune or forget, which take the lock that
+    /// verify does not) while it was being read.
+    #[error("snapshot {id} was deleted from {} while it was being read (a prune or forget ran)", store.display())]
+    SnapshotGone { id: String, store: PathBuf },
     /// A remote holds no complete copy of snapshot `id`.
     #[error("remote {remote} has no copy of snapshot {id}")]
     NoSuchCopy { id: String, remote: String },
@@ -315,6 +319,7 @@ impl Error {
             | Error::NoDataDir(_)
             | Error::NoDataDirHere(_)
             | Error::NoSuchSnapshot { .. }
+            | Error::SnapshotGone { .. }
             | Error::NoSuchCopy { .. }
             | Error::NoSuchRemote { .. }
             | Error::NoStore(_) => Exit::Usage,
@@ -338,7 +343,9 @@ impl Error {
             Error::Usage(_) => "usage",
             Error::NoDataDir(_) | Error::NoDataDirHere(_) => "no-data-dir",
             Error::StoreInsideData { .. } => "store-inside-data",
-            Error::NoSuchSnapshot { .. } | Error::NoSuchCopy { .. } => "no-such-snapshot",
+            Error::NoSuchSnapshot { .. } | Error::SnapshotGone { .. } | Error::NoSuchCopy { .. } => {
+                "no-such-snapshot"
+            }
             Error::NoSuchRemote { .. } => "no-such-remote",
             Error::NoSnapshots(_) => "no-snapshots",
             Error::NoStore(_) => "no-store",
@@ -373,7 +380,9 @@ impl Error {
                  that tree and uninstall deletes it"
                     .into(),
             ),
-            Error::NoSuchSnapshot { .. } => Some("run `bwguard list` to see the snapshots".into()),
+            Error::NoSuchSnapshot { .. } | Error::SnapshotGone { .. } => {
+                Some("run `bwguard list` to see the snapshots".into())
+            }
             Error::NoSuchCopy { remote, .. } => {
                 Some(format!("`bwguard list --remote {remote}` shows the copies"))
             }

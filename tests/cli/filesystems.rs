@@ -269,16 +269,7 @@ ssize_t read(int fd, void *buf, size_t count) {
 
 /// Builds the flip shim into `dir`; its path.
 fn flip_shim(dir: &Path) -> Option<PathBuf> {
-    let src = dir.join("flip.c");
-    let lib = dir.join("flip.so");
-    fs::write(&src, FLIP_SHIM).unwrap();
-    let out =
-        Command::new("cc").args(["-shared", "-fPIC", "-O1", "-o"]).arg(&lib).arg(&src).arg("-ldl").output();
-    match out {
-        Ok(o) if o.status.success() => Some(lib),
-        Ok(o) => skip_or_fail(&format!("cc flip.c: {}", String::from_utf8_lossy(&o.stderr))),
-        Err(e) => skip_or_fail(&format!("cannot run cc: {e}")),
-    }
+    crate::support::c_shim(dir, "flip", FLIP_SHIM).map_or_else(|e| skip_or_fail(&e), Some)
 }
 
 /// A byte flipped in what the read-back reads is an integrity failure, and

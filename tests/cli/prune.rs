@@ -185,3 +185,69 @@ fn prune_compresses_a_rollbacks_safety_snapshot_which_still_rolls_back_byte_for_
     env.run(&["rollback", &safety, "--yes"]).ok();
     assert_eq!(env.tree(), replaced);
 }
+
+/// Makes `open` of a file named `SHA256SUMS` wait `BWGUARD_SLOW_OPEN_MS`
+/// first: the moment between verify reading a manifest and opening the
+/// snapshot's other files, widened so a deletion surely lands in it.
+const SLOW_OPEN: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void wait_if_sums(const char *path) {
+    const char *ms = getenv("BWGUARD_SLOW_OPEN_MS");
+    size_t n = strlen(path);
+    if (ms && n >= 11 && strcmp(path + n - 11, "/SHA256SUMS") == 0) usleep(atoi(ms) * 1000);
+}
+
+int open64(const char *path, int flags, ...) {
+    static int (*real)(const char *, int, ...);
+    if (!real) real = dlsym(RTLD_NEXT, "open64");
+    va_list ap; va_start(ap, flags); mode_t mode = va_arg(ap, mode_t); va_end(ap);
+    wait_if_sums(path);
+    return real(path, flags, mode);
+}
+
+int open(const char *path, int flags, ...) {
+    static int (*real)(const char *, int, ...);
+    if (!real) real = dlsym(RTLD_NEXT, "open");
+    va_list ap; va_start(ap, flags); mode_t mode = va_arg(ap, mode_t); va_end(ap);
+    wait_if_sums(path);
+    return real(path, flags, mode);
+}
+"#;
+
+#[test]
+fn a_snapshot_deleted_while_verify_reads_it_is_reported_gone_not_damaged() {
+    // verify takes no lock, so a prune or forget may delete the snapshot it
+    // is reading; the LD_PRELOAD shim holds verify between reading the
+    // manifest and opening SHA256SUMS while `forget` deletes it.
+    let shim_dir = tempfile::tempdir().unwrap();
+    let shim = match crate::support::c_shim(shim_dir.path(), "slow_open", SLOW_OPEN) {
+        Ok(s) => s,
+        Err(e) if std::env::var_os("CI").is_none() => return eprintln!("SKIPPED: {e}"),
+        Err(e) => panic!("{e}"),
+    };
+    let env = TestEnv::new();
+    let id = env.backup();
+    let verify = env
+        .bwguard(&["verify", &id, "--json"])
+        .env("LD_PRELOAD", &shim)
+        .env("BWGUARD_SLOW_OPEN_MS", "1500")
+        .spawn_piped();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    env.run(&["forget", &id, "--yes"]).ok();
+    assert!(!env.snap_dir(&id).exists(), "precondition: the snapshot is gone");
+    let out = verify.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "gone, not damaged (exit 3)\n{stdout}\n{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["error"]["kind"], "no-such-snapshot", "{doc}");
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(message.contains("deleted") && message.contains(&id), "{message}");
+}

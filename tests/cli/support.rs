@@ -480,3 +480,19 @@ pub fn spawn_detached(script: &str) -> std::io::Result<()> {
         .spawn()
         .map(drop)
 }
+
+/// Builds `source` (C) with the system's compiler into `dir/NAME.so`, for
+/// `LD_PRELOAD`: fault injection at a system call the binary makes through
+/// libc. The error says why it could not be built.
+pub fn c_shim(dir: &Path, name: &str, source: &str) -> Result<PathBuf, String> {
+    let src = dir.join(format!("{name}.c"));
+    let lib = dir.join(format!("{name}.so"));
+    fs::write(&src, source).unwrap();
+    let out =
+        Command::new("cc").args(["-shared", "-fPIC", "-O1", "-o"]).arg(&lib).arg(&src).arg("-ldl").output();
+    match out {
+        Ok(o) if o.status.success() => Ok(lib),
+        Ok(o) => Err(format!("cc {name}.c: {}", String::from_utf8_lossy(&o.stderr))),
+        Err(e) => Err(format!("cannot run cc: {e}")),
+    }
+}
