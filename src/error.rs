@@ -169,6 +169,9 @@ kinds! {
         /// `backup --push`: the snapshot was taken and verified, the push
         /// failed (the message says why).
         PushFailed = "push-failed",
+        /// `backup --prune`: the snapshot was taken and verified, the prune
+        /// after it failed (the message says why).
+        PruneFailed = "prune-failed",
         /// `--pause-db`: the snapshot took longer than `--max-downtime`; it
         /// was abandoned and the database started again.
         DowntimeExceeded = "downtime-exceeded",

@@ -173,11 +173,19 @@ fn log_line(command: &str, result: &Result<Report>, took: std::time::Duration) {
             let what = report.snapshot().map(|id| format!(": snapshot {id}")).unwrap_or_default();
             format!("bwguard[{pid}]: {command} ok{what} ({secs:.1}s)")
         }
-        Err(e) => format!(
-            "bwguard[{pid}]: {command} failed (exit {}, {}): {e} ({secs:.1}s)",
-            e.exit() as i32,
-            e.kind()
-        ),
+        Err(e) => {
+            // The snapshot is good; only what `backup` does after it failed.
+            let after = match (command, e.kind()) {
+                ("backup", "push-failed") => "ok, push failed",
+                ("backup", "prune-failed" | "no-retention-policy") => "ok, prune failed",
+                _ => "failed",
+            };
+            format!(
+                "bwguard[{pid}]: {command} {after} (exit {}, {}): {e} ({secs:.1}s)",
+                e.exit() as i32,
+                e.kind()
+            )
+        }
     };
     let _ = writeln!(std::io::stderr(), "{}", report::human::one_line(&line));
 }

@@ -68,13 +68,19 @@ impl Run for BackupArgs {
             report.push = Some(pushed);
         }
         if self.prune {
+            let after = |e: Error| Error::Failed {
+                kind: Failure::PruneFailed,
+                message: format!("snapshot {} was taken and verified, but pruning failed: {e}", m.id),
+                hint: e.hint(),
+            };
             let policy = match self.retention.policy() {
                 Some(p) => Some(p),
-                None => policy::saved_policy(store)?,
+                None => policy::saved_policy(store).map_err(after)?,
             };
             match policy {
                 Some(p) => {
-                    let pruned = prune::prune_store(&mut ctx.out, store, &p, false, ctx.now, ctx.progress)?;
+                    let pruned = prune::prune_store(&mut ctx.out, store, &p, false, ctx.now, ctx.progress)
+                        .map_err(after)?;
                     ctx.out.show(&pruned);
                     report.prune = Some(pruned);
                 }

@@ -251,3 +251,22 @@ fn a_snapshot_deleted_while_verify_reads_it_is_reported_gone_not_damaged() {
     let message = doc["error"]["message"].as_str().unwrap();
     assert!(message.contains("deleted") && message.contains(&id), "{message}");
 }
+
+#[test]
+fn a_prune_that_fails_after_a_good_backup_says_the_backup_is_good() {
+    // The saved policy is unreadable, so `backup --prune` takes and
+    // verifies its snapshot and then cannot prune.
+    let env = TestEnv::new();
+    env.backup();
+    fs::write(env.store.join("retention.json"), b"{ not json").unwrap();
+    let r = env.run(&["backup", "--prune", "--json"]);
+    let e = r.error(1, "prune-failed");
+    assert!(e.message.contains("was taken and verified, but pruning failed"), "{}", e.message);
+    assert!(e.message.contains("retention.json"), "says why: {}", e.message);
+    // The unattended log line: the backup is ok, the prune failed.
+    r.stderr_has("backup ok, prune failed (exit 1, prune-failed)");
+    assert!(!r.stderr.contains("backup failed"), "{}", r.stderr);
+    let ids = env.snapshot_ids();
+    assert_eq!(ids.len(), 2, "the new snapshot is kept: {ids:?}");
+    env.run(&["verify", "--deep", &ids[0]]).ok();
+}
