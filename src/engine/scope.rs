@@ -121,6 +121,10 @@ pub fn collect(install: &Install, scope: &Scope) -> Result<(Vec<Part>, Vec<Sourc
     match fs::symlink_metadata(&config) {
         _ if matches!(scope, Scope::Files(_)) => {}
         Ok(m) if m.is_file() => {}
+        // The current state before a rollback (or a diff) may lack
+        // config.yml: deleted by mistake, or a new host's empty data
+        // directory. It is recorded as absent, and the rollback brings it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && matches!(scope, Scope::Parts(_)) => {}
         Ok(_) => {
             return Err(Error::refused(
                 Refusal::NotAPlainFile,

@@ -404,3 +404,50 @@ fn a_link_out_of_the_install_is_refused_before_anything_is_written_naming_it() {
         assert!(env.store_tree().keys().all(|k| k == "lock"), "still nothing in the store");
     }
 }
+
+#[test]
+fn a_deleted_config_yml_is_restored_as_the_dry_run_says() {
+    let env = TestEnv::new();
+    let tree = env.tree();
+    let id = env.backup();
+    fs::remove_file(env.config_path()).unwrap();
+    let without = env.tree();
+
+    let r = env.run(&["rollback", &id, "--dry-run"]);
+    r.ok().says("bwdata/config.yml");
+    assert_same_tree(&without, &env.tree());
+
+    env.run(&["rollback", &id, "--yes"]).ok();
+    assert_same_tree(&tree, &env.tree());
+    // The state it replaced, config.yml absent, is a snapshot of its own.
+    let before: serde_json::Value = serde_json::from_slice(
+        &fs::read(env.snap_dir(&env.snapshot_ids()[0]).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(before["reason"].as_str().unwrap().starts_with("before rollback"), "{before}");
+    let config =
+        before["parts"].as_array().unwrap().iter().find(|p| p["path"] == "bwdata/config.yml").unwrap();
+    assert_eq!(config["present"], false, "{before}");
+}
+
+#[test]
+fn a_new_host_with_an_empty_data_directory_gets_the_whole_install_back() {
+    // The old host's store, copied over; the new install is the directory
+    // with an empty bwdata/, as the README and docs/offsite.md describe.
+    let env = TestEnv::new();
+    let id = env.backup();
+    // All but what the default scope leaves out (attachments, logs,
+    // certificates).
+    let mut old = env.tree();
+    old.retain(|k, _| {
+        !["bwdata/core/attachments", "bwdata/letsencrypt", "bwdata/logs"].iter().any(|p| k.starts_with(p))
+    });
+    let host = tempfile::tempdir().unwrap();
+    let install = host.path().join("install");
+    fs::create_dir_all(install.join("bwdata")).unwrap();
+    let new = TestEnv { dir: host, install, store: env.store.clone() };
+
+    new.run(&["rollback", &id, "--yes"]).ok();
+    assert_same_tree(&old, &new.tree());
+    new.run(&["verify", "--all", "--deep"]).ok();
+}
