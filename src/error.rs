@@ -76,6 +76,8 @@ kinds! {
         LinkOutside = "link-outside-install",
         /// A part to restore is a mount point, which a rename cannot replace.
         MountPoint = "mount-point",
+        /// A part to restore, or its directory, is immutable or append-only.
+        Immutable = "immutable",
         /// The snapshot was taken of a data directory with another name.
         OtherDataDir = "other-data-dir",
         /// The store's rollback journal belongs to another install.

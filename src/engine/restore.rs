@@ -354,21 +354,60 @@ pub fn select_units(install: &Install, manifest: &Manifest, selection: Selection
     for u in &units {
         archive::check_rel_path(&u.rel).map_err(|p| Error::integrity(&manifest.id, p))?;
         let target = u.target(install).ok_or_else(|| volume_unknown(&u.rel))?;
-        if let (Ok(t), Some(parent)) = (fs::symlink_metadata(&target), target.parent())
-            && t.is_dir()
-            && fs::metadata(parent).is_ok_and(|p| p.dev() != t.dev())
-        {
+        check_swappable(&target)?;
+    }
+    Ok(units)
+}
+
+/// Refuses, before anything is written, a part that a rename cannot
+/// replace: a mount point (a bind mount of the same filesystem included),
+/// or a part or its directory that is immutable or append-only (`chattr +i`,
+/// `+a`). Otherwise the swap would fail midway, some parts restored and
+/// others not.
+fn check_swappable(target: &Path) -> Result<()> {
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags};
+    let attrs = |p: &Path| {
+        rustix::fs::statx(CWD, p, AtFlags::NO_AUTOMOUNT | AtFlags::SYMLINK_NOFOLLOW, StatxFlags::empty())
+            .ok()
+            .map(|x| x.stx_attributes & x.stx_attributes_mask)
+    };
+    let Ok(t) = fs::symlink_metadata(target) else { return Ok(()) };
+    let parent = target.parent().unwrap_or(Path::new("/"));
+    let here = attrs(target).unwrap_or(StatxAttributes::empty());
+    let other_device = t.is_dir() && fs::metadata(parent).is_ok_and(|p| p.dev() != t.dev());
+    if here.contains(StatxAttributes::MOUNT_ROOT) || other_device {
+        return Err(Error::refused(
+            Refusal::MountPoint,
+            format!(
+                "{} is a mount point; bwguard swaps parts by rename, which cannot replace a mount point",
+                target.display()
+            ),
+            "restore this snapshot by hand with tar (RESTORING BY HAND in `man bwguard`)",
+        ));
+    }
+    let locked = StatxAttributes::IMMUTABLE | StatxAttributes::APPEND;
+    for (path, a) in [(target, here), (parent, attrs(parent).unwrap_or(StatxAttributes::empty()))] {
+        if a.intersects(locked) {
+            let (what, flag) = if a.contains(StatxAttributes::IMMUTABLE) {
+                ("immutable", "i")
+            } else {
+                ("append-only", "a")
+            };
             return Err(Error::refused(
-                Refusal::MountPoint,
+                Refusal::Immutable,
                 format!(
-                    "{} is a mount point; bwguard swaps parts by rename, which cannot replace a mount point",
+                    "{} is {what} (chattr +{flag}), so {} cannot be swapped by rename; nothing was changed",
+                    path.display(),
                     target.display()
                 ),
-                "restore this snapshot by hand with tar (RESTORING BY HAND in `man bwguard`)",
+                format!(
+                    "if that is not on purpose, `chattr -{flag} {}` and run the rollback again",
+                    path.display()
+                ),
             ));
         }
     }
-    Ok(units)
+    Ok(())
 }
 
 /// Extracts the selected entries of the snapshot into staging, checks them,

@@ -389,3 +389,52 @@ fn btrfs_with_compression() {
 fn tmpfs() {
     exercise(Kind::Tmpfs);
 }
+
+/// Runs `cmd` (as root), asserting it worked.
+fn sh(cmd: &[&str]) {
+    let out = Command::new(cmd[0]).args(&cmd[1..]).output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A rollback that one part could not take refuses before anything is
+/// written: the install and the store stay as they were, and once the
+/// cause is gone the same rollback works.
+fn refused_before_the_swap(env: &TestEnv, id: &str, kind: &str, names: &Path) {
+    let (tree, store) = (env.tree(), env.store_tree());
+    let r = env.run(&["rollback", id, "--yes", "--json"]);
+    let e = r.error(5, kind);
+    assert!(e.message.contains(&names.display().to_string()), "names it: {}", e.message);
+    assert_same_tree(&tree, &env.tree());
+    assert_eq!(store, env.store_tree(), "no snapshot of the current state, no journal");
+    assert!(!env.store.join("rollback-journal.json").exists());
+}
+
+#[test]
+fn a_part_that_cannot_be_swapped_is_refused_before_the_first_swap() {
+    let Some(m) = Mount::new(Kind::Ext4, 256) else { return };
+    let env = env_in(&m.dir, &m.dir, &sample());
+    let id = env.backup();
+    fs::write(env.bwdata().join("mssql/data/vault.mdf"), b"changed").unwrap();
+    let changed = env.tree();
+
+    // A bind mount of the same filesystem: the same device number as its
+    // parent, but a rename of it fails with EBUSY.
+    let mssql = env.bwdata().join("mssql");
+    sh(&["mount", "--bind", &mssql.display().to_string(), &mssql.display().to_string()]);
+    refused_before_the_swap(&env, &id, "mount-point", &mssql);
+    sh(&["umount", &mssql.display().to_string()]);
+
+    // An immutable part, and an append-only directory holding parts.
+    let env_dir = env.bwdata().join("env");
+    sh(&["chattr", "+i", &env_dir.display().to_string()]);
+    refused_before_the_swap(&env, &id, "immutable", &env_dir);
+    sh(&["chattr", "-i", &env_dir.display().to_string()]);
+    let bwdata = env.bwdata();
+    sh(&["chattr", "+a", &bwdata.display().to_string()]);
+    refused_before_the_swap(&env, &id, "immutable", &bwdata);
+    sh(&["chattr", "-a", &bwdata.display().to_string()]);
+
+    assert_same_tree(&changed, &env.tree());
+    env.run(&["rollback", &id, "--yes"]).ok();
+    assert_ne!(fs::read(env.bwdata().join("mssql/data/vault.mdf")).unwrap(), b"changed");
+}
