@@ -97,6 +97,8 @@ fn prune_remote(
                 Ok(t) => {
                     candidates.push(Candidate {
                         id: m.id.clone(),
+                        // A remote's copies go by their time.
+                        sequence: 0,
                         time: t.with_timezone(&Utc),
                         pinned: m.pinned,
                         verified: false,

@@ -141,6 +141,10 @@ fn counts(m: &Manifest, install: &Install) -> bool {
     m.consistency == "cold" && whole && database && m.install_dir == install.dir.display().to_string()
 }
 
+/// Seconds a creation time may lie ahead of the clock (skew between a
+/// snapshot's clock reading and this one's) before it is not believed.
+const FUTURE_SLACK: i64 = 300;
+
 /// The newest snapshot that counts (see [`counts`]) and passes
 /// verification, and the verdict: ok when it is at most `max` seconds
 /// old. The monitoring check for scheduled backups.
@@ -162,6 +166,18 @@ fn newest_good(
             continue;
         }
         let age = age(m, ctx.now).unwrap_or(i64::MAX);
+        // Taken with a clock ahead (or the clock stepped back since): it
+        // would look fresh until real time caught up, whether or not
+        // backups still run.
+        if age < -FUTURE_SLACK {
+            ctx.out.warn(format!(
+                "snapshot {} was created at {}, {} in the future: the clock was ahead then or is behind now; it does not count",
+                m.id,
+                m.created,
+                human_age(-age)
+            ));
+            continue;
+        }
         let newest = Newest {
             id: m.id.clone(),
             created: m.created.clone(),

@@ -72,6 +72,12 @@ pub struct Manifest {
     /// or [`READBACK_AFTER_FLUSH`] (absent in older manifests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readback: Option<String>,
+    /// The store's count of snapshots taken, one more than the highest
+    /// sequence in the store when this one was taken: the order that
+    /// "newest", `rollback` without an id and pruning follow, whatever the
+    /// clock did (absent in older manifests, which count as 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
 }
 
 /// `readback`: each chunk read from the device with direct reads as soon

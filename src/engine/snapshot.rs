@@ -96,8 +96,17 @@ pub fn take_with(
         what: "the snapshot archive".into(),
     }])?;
     let open_at_start = preflight::database_files(install, req.live, "a snapshot")?;
+    let sequence = store.next_sequence()?;
     let (id, dir) = store.create_dir(now)?;
-    let result = write_snapshot(install, (&id, &dir), req, now, (parts, &sources), open_at_start, after_read);
+    let result = write_snapshot(
+        install,
+        (&id, &dir, sequence),
+        req,
+        now,
+        (parts, &sources),
+        open_at_start,
+        after_read,
+    );
     if result.is_err() {
         // Never leave a half snapshot; a failure to remove it is reported by
         // the next writing run, which removes directories without manifest.
@@ -108,7 +117,7 @@ pub fn take_with(
 
 fn write_snapshot(
     install: &Install,
-    (id, dir): (&str, &Path),
+    (id, dir, sequence): (&str, &Path, u64),
     req: &Request,
     now: DateTime<Utc>,
     (parts, sources): (Vec<crate::engine::manifest::Part>, &[archive::Source]),
@@ -172,6 +181,7 @@ fn write_snapshot(
         read_seconds: Some((read_seconds * 1000.0).round() / 1000.0),
         database_pause,
         readback: Some(crate::engine::manifest::readback_path(read_back.from_device)),
+        sequence: Some(sequence),
     };
     write_private(&dir.join(SUMS), render_sums(&manifest.entries).as_bytes())?;
     write_private(&dir.join(ARCHIVE_SUM), render_archive_sum(&manifest.archive.sha256).as_bytes())?;

@@ -30,6 +30,14 @@ pub struct Listed {
     pub manifest: std::result::Result<Manifest, String>,
 }
 
+impl Listed {
+    /// Its sequence number; 0 for snapshots older than sequence numbers,
+    /// and for one whose manifest cannot be read.
+    pub fn sequence(&self) -> u64 {
+        self.manifest.as_ref().ok().and_then(|m| m.sequence).unwrap_or(0)
+    }
+}
+
 /// The id that names the newest snapshot.
 pub const LATEST: &str = "latest";
 
@@ -86,9 +94,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Complete snapshots, newest first.
+    /// Complete snapshots, newest first: by their sequence (the order they
+    /// were taken in, whatever the clock said), then by id.
     pub fn list(&self) -> Result<Vec<Listed>> {
-        Ok(self
+        let mut listed: Vec<Listed> = self
             .id_dirs()?
             .into_iter()
             .filter(|(_, complete)| *complete)
@@ -96,7 +105,16 @@ impl Store {
                 let manifest = self.read_manifest(&id);
                 Listed { id, manifest }
             })
-            .collect())
+            .collect();
+        // Stable: equal sequences (older snapshots have none) keep the id order.
+        listed.sort_by_key(|l| std::cmp::Reverse(l.sequence()));
+        Ok(listed)
+    }
+
+    /// The sequence number the next snapshot gets: one more than the
+    /// highest in the store (the caller holds the lock).
+    pub fn next_sequence(&self) -> Result<u64> {
+        Ok(self.list()?.iter().map(Listed::sequence).max().unwrap_or(0) + 1)
     }
 
     fn read_manifest(&self, id: &str) -> std::result::Result<Manifest, String> {
@@ -176,7 +194,7 @@ impl Store {
 
     /// The id of the newest complete snapshot, if any.
     pub fn newest(&self) -> Result<Option<String>> {
-        Ok(self.id_dirs()?.into_iter().find(|(_, c)| *c).map(|(id, _)| id))
+        Ok(self.list()?.into_iter().next().map(|l| l.id))
     }
 
     /// `id`, or the newest snapshot when `None` (exit 5 if the store is empty).

@@ -33,6 +33,7 @@ pub fn prune_store(
             Ok(m) => match DateTime::parse_from_rfc3339(&m.created) {
                 Ok(t) => candidates.push(Candidate {
                     id: m.id.clone(),
+                    sequence: m.sequence.unwrap_or(0),
                     time: t.with_timezone(&Utc),
                     pinned: m.pinned,
                     verified: false,

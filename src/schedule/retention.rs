@@ -174,6 +174,10 @@ impl fmt::Display for Within {
 pub struct Candidate {
     /// The snapshot id.
     pub id: String,
+    /// The store's sequence number of it (0 where unknown): the order of
+    /// "newest" and `--keep-last`, ahead of the time, so a clock that
+    /// stepped back never makes the snapshot just taken look old.
+    pub sequence: u64,
     /// When the snapshot was taken.
     pub time: DateTime<Utc>,
     /// Pinned snapshots are never removed.
@@ -236,7 +240,8 @@ struct Rule {
 }
 
 /// Applies `policy` at `now`, bucketing calendar periods in time zone `tz`. Returns one decision per
-/// candidate, newest first; equal times go by id, the longer or greater first (`X-10`, `X-9`, `X`).
+/// candidate, newest first: by sequence, then time; equal times go by id, the longer or greater
+/// first (`X-10`, `X-9`, `X`).
 ///
 /// Every candidate counts toward the rules, pinned or not, as in restic: a pinned snapshot can be
 /// the one kept for its day. A snapshot is kept if any rule or protection keeps it.
@@ -248,7 +253,9 @@ pub fn apply<Tz: TimeZone>(
     tz: &Tz,
 ) -> Vec<Decision> {
     let mut order: Vec<&Candidate> = candidates.iter().collect();
-    order.sort_by(|a, b| (b.time, b.id.len(), &b.id).cmp(&(a.time, a.id.len(), &a.id)));
+    order.sort_by(|a, b| {
+        (b.sequence, b.time, b.id.len(), &b.id).cmp(&(a.sequence, a.time, a.id.len(), &a.id))
+    });
     let newest_verified = order.iter().position(|c| c.verified);
     let empty = policy.is_empty();
     let within = policy
@@ -404,7 +411,7 @@ mod tests {
             let f: Vec<&str> = head[1..].split_whitespace().collect();
             let flags = f.get(2).copied().unwrap_or("");
             let (pinned, verified) = (flags.contains('p'), flags.contains('v'));
-            snaps.push(Candidate { id: f[0].to_string(), time: t(f[1]), pinned, verified });
+            snaps.push(Candidate { id: f[0].to_string(), sequence: 0, time: t(f[1]), pinned, verified });
         }
         let got = match zone {
             "UTC" => apply(&snaps, &policy, now, &Utc),
@@ -581,7 +588,8 @@ mod tests {
     #[test]
     fn equal_times_are_ordered_by_id() {
         let at = t("2026-05-01T00:00Z");
-        let snap = |id: &str| Candidate { id: id.into(), time: at, pinned: false, verified: false };
+        let snap =
+            |id: &str| Candidate { id: id.into(), sequence: 0, time: at, pinned: false, verified: false };
         let got = apply(&[snap("x-9"), snap("x"), snap("x-10")], &policy("--keep-last 1"), at, &Utc);
         let ids: Vec<(&str, bool)> = got.iter().map(|d| (d.id.as_str(), d.keep)).collect();
         assert_eq!(ids, [("x-10", true), ("x-9", false), ("x", false)]);
@@ -628,8 +636,13 @@ mod tests {
         // A duration that reaches before the calendar's start keeps everything.
         let huge = Policy { within: Some(Within { years: u32::MAX, ..zero }), ..Policy::default() };
         let at = t("2026-05-01T00:00Z");
-        let old =
-            Candidate { id: "old".into(), time: t("1900-01-01T00:00Z"), pinned: false, verified: false };
+        let old = Candidate {
+            id: "old".into(),
+            sequence: 0,
+            time: t("1900-01-01T00:00Z"),
+            pinned: false,
+            verified: false,
+        };
         let newer = Candidate { id: "new".into(), time: at, ..old.clone() };
         assert!(apply(&[old, newer], &huge, at, &Utc).iter().all(|d| d.keep));
     }

@@ -5,6 +5,7 @@
 mod support;
 
 mod bench_downtime;
+mod clock;
 mod config_edits;
 mod crash;
 mod docker;
