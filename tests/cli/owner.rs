@@ -349,7 +349,8 @@ fn a_file_swapped_during_backup_is_never_archived_under_the_owners_name() {
         } else {
             let kind = r.json()["error"]["kind"].as_str().unwrap_or_default().to_string();
             assert!(
-                ["changed-meanwhile", "not-a-plain-file", "link-outside-install", "io"].contains(&kind.as_str()),
+                ["changed-meanwhile", "not-a-plain-file", "link-outside-install", "io"]
+                    .contains(&kind.as_str()),
                 "unexpected failure {kind}: {}",
                 r.stdout
             );

@@ -451,3 +451,37 @@ fn a_new_host_with_an_empty_data_directory_gets_the_whole_install_back() {
     assert_same_tree(&old, &new.tree());
     new.run(&["verify", "--all", "--deep"]).ok();
 }
+
+#[test]
+fn times_before_1970_are_kept_and_gnu_tar_reads_them() {
+    let env = TestEnv::new();
+    let file = env.bwdata().join("env/uid.env");
+    let dir = env.bwdata().join("env");
+    for (p, when) in [(&file, "1965-05-05 12:00:00 UTC"), (&dir, "1969-12-31 23:59:59 UTC")] {
+        let out = Command::new("touch").args(["-h", "-d", when]).arg(p).output().unwrap();
+        assert!(out.status.success(), "touch: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    use std::os::unix::fs::MetadataExt;
+    let mtime = |p: &std::path::Path| fs::symlink_metadata(p).unwrap().mtime();
+    assert_eq!((mtime(&file), mtime(&dir)), (-147_009_600, -1), "precondition");
+    let tree = env.tree();
+    let id = env.backup();
+    let m: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.snap_dir(&id).join("manifest.json")).unwrap()).unwrap();
+    let recorded = |path: &str| {
+        m["entries"].as_array().unwrap().iter().find(|e| e["path"] == path).unwrap()["mtime"].as_i64()
+    };
+    assert_eq!(recorded("bwdata/env/uid.env"), Some(-147_009_600));
+    assert_eq!(recorded("bwdata/env"), Some(-1));
+
+    // GNU tar, by hand, gets the same times.
+    let by_hand = manual_restore(&env, &env.snap_dir(&id));
+    assert_eq!(mtime(&by_hand.join("bwdata/env/uid.env")), -147_009_600);
+
+    // A rollback brings them back.
+    fs::write(&file, b"changed\n").unwrap();
+    env.run(&["rollback", &id, "--yes"]).ok();
+    assert_same_tree(&tree, &env.tree());
+    assert_eq!((mtime(&file), mtime(&dir)), (-147_009_600, -1));
+    env.run(&["verify", "--deep", &id]).ok();
+}

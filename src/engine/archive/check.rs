@@ -151,7 +151,8 @@ fn check_stream(
                     String::from_utf8_lossy(&te.path_bytes())
                 )));
             };
-            check_header(&te, expected).map_err(&bad)?;
+            let pax_mtime = pax_mtime(&mut te).map_err(&bad)?;
+            check_header(&te, expected, pax_mtime).map_err(&bad)?;
             structure.admit(expected).map_err(&bad)?;
             let mut content =
                 Content { inner: &mut te, hasher: Sha256::new(), count: 0, archive_error: None, progress };
@@ -214,8 +215,25 @@ pub fn check_manifest(manifest: &Manifest) -> Result<()> {
     Ok(())
 }
 
-/// Checks a tar header against its manifest entry.
-fn check_header<R: Read>(te: &tar::Entry<'_, R>, m: &Entry) -> Result<(), String> {
+/// The PAX `mtime` record of an entry, if it has one (whole seconds; a
+/// fraction is dropped, as the manifest records seconds).
+fn pax_mtime<R: Read>(te: &mut tar::Entry<'_, R>) -> Result<Option<i64>, String> {
+    let Some(pax) = te.pax_extensions().map_err(|e| format!("unreadable PAX records: {e}"))? else {
+        return Ok(None);
+    };
+    for ext in pax {
+        let ext = ext.map_err(|e| format!("unreadable PAX record: {e}"))?;
+        if ext.key_bytes() == b"mtime" {
+            let value = ext.value().map_err(|_| "a PAX mtime that is not text".to_string())?;
+            let whole = value.split('.').next().unwrap_or_default();
+            return whole.parse().map(Some).map_err(|_| format!("a PAX mtime {value:?} that is not a time"));
+        }
+    }
+    Ok(None)
+}
+
+/// Checks a tar header (and its PAX mtime, if any) against its manifest entry.
+fn check_header<R: Read>(te: &tar::Entry<'_, R>, m: &Entry, pax_mtime: Option<i64>) -> Result<(), String> {
     let raw_path = te.path_bytes();
     let path = std::str::from_utf8(&raw_path)
         .map_err(|_| "archive has an entry whose name is not UTF-8".to_string())?;
@@ -248,9 +266,11 @@ fn check_header<R: Read>(te: &tar::Entry<'_, R>, m: &Entry) -> Result<(), String
     let mode = num(h.mode().map(u64::from), "mode")? as u32 & 0o7777;
     let uid = num(h.uid(), "uid")?;
     let gid = num(h.gid(), "gid")?;
-    let mtime = num(h.mtime(), "mtime")?;
-    if mode != m.mode || uid != u64::from(m.uid) || gid != u64::from(m.gid) || mtime != m.mtime.max(0) as u64
-    {
+    let mtime = match pax_mtime {
+        Some(t) => t,
+        None => i64::try_from(num(h.mtime(), "mtime")?).map_err(|_| format!("{path}: mtime out of range"))?,
+    };
+    if mode != m.mode || uid != u64::from(m.uid) || gid != u64::from(m.gid) || mtime != m.mtime {
         return Err(format!("{path}: mode, owner or mtime in the archive differ from the manifest"));
     }
     if kind == EntryType::Symlink {

@@ -203,7 +203,16 @@ fn append_one<W: Write>(
     header.set_mode(meta.mode() & 0o7777);
     header.set_uid(u64::from(meta.uid()));
     header.set_gid(u64::from(meta.gid()));
+    // A time before 1970 does not fit the header's unsigned field: it goes
+    // in a PAX `mtime` record before the entry, as GNU tar writes and reads
+    // it, and the header holds 0.
     header.set_mtime(meta.mtime().max(0) as u64);
+    if meta.mtime() < 0 {
+        let value = meta.mtime().to_string();
+        builder
+            .append_pax_extensions([("mtime", value.as_bytes())])
+            .map_err(|e| Error::io("cannot write", archive, e))?;
+    }
     let mut entry = Entry {
         path: s.rel.clone(),
         kind: EntryType::File,
@@ -213,7 +222,7 @@ fn append_one<W: Write>(
         mode: meta.mode() & 0o7777,
         uid: meta.uid(),
         gid: meta.gid(),
-        mtime: meta.mtime().max(0),
+        mtime: meta.mtime(),
     };
     let ft = meta.file_type();
     let write_err = |e: io::Error| Error::io("cannot write", archive, e);
