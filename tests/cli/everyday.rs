@@ -9,18 +9,14 @@ use std::process::Command;
 
 use crate::support::TestEnv;
 
-fn manifest(env: &TestEnv, id: &str) -> serde_json::Value {
-    serde_json::from_slice(&fs::read(env.snap_dir(id).join("manifest.json")).unwrap()).unwrap()
-}
-
 #[test]
 fn before_change_snapshots_are_pinned_and_forget_respects_pins() {
     let env = TestEnv::new();
     let manual = env.backup();
-    assert_eq!(manifest(&env, &manual)["pinned"], false);
+    assert_eq!(env.manifest(&manual)["pinned"], false);
     let edited = env.run(&["enable-scim", "--json"]).json();
     let before = edited["snapshot"].as_str().unwrap().to_string();
-    assert_eq!(manifest(&env, &before)["pinned"], true, "a before-change snapshot is pinned when made");
+    assert_eq!(env.manifest(&before)["pinned"], true, "a before-change snapshot is pinned when made");
 
     // forget refuses a pinned snapshot without --force, and asks first.
     env.run(&["forget", &before, "--yes"]).code(5).says("pinned").says("--force");
@@ -29,9 +25,9 @@ fn before_change_snapshots_are_pinned_and_forget_respects_pins() {
     assert!(env.snap_dir(&manual).exists());
 
     env.run(&["unpin", &before]).ok();
-    assert_eq!(manifest(&env, &before)["pinned"], false);
+    assert_eq!(env.manifest(&before)["pinned"], false);
     env.run(&["pin", &manual, "--json"]).ok();
-    assert_eq!(manifest(&env, &manual)["pinned"], true);
+    assert_eq!(env.manifest(&manual)["pinned"], true);
     // The rewritten manifest still verifies and stays private.
     env.run(&["verify", &manual]).ok();
 
@@ -53,7 +49,7 @@ fn status_max_age_fails_when_the_newest_good_snapshot_is_too_old() {
     assert!(r.stdout.starts_with("OK: ") && r.stdout.contains(&id), "{}", r.stdout);
     // Make it two days old.
     let path = env.snap_dir(&id).join("manifest.json");
-    let mut m = manifest(&env, &id);
+    let mut m = env.manifest(&id);
     m["created"] = "2020-01-01T00:00:00Z".into();
     fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
     // The status document stays, with the verdict in it, and the run exits 1.
@@ -72,7 +68,7 @@ fn status_max_age_counts_only_cold_backups_of_the_whole_install() {
     let env = TestEnv::new();
     let old = env.backup();
     let path = env.snap_dir(&old).join("manifest.json");
-    let mut m = manifest(&env, &old);
+    let mut m = env.manifest(&old);
     m["created"] = "2020-01-01T00:00:00Z".into();
     fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
     // A config-only rollback's "before rollback" snapshot is new, but holds no database.
@@ -81,7 +77,7 @@ fn status_max_age_counts_only_cold_backups_of_the_whole_install() {
     // tests/cli/live.rs takes real ones).
     let live = env.backup();
     let path = env.snap_dir(&live).join("manifest.json");
-    let mut m = manifest(&env, &live);
+    let mut m = env.manifest(&live);
     m["consistency"] = "live".into();
     fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
     assert_eq!(env.snapshot_ids().len(), 3);
@@ -289,7 +285,7 @@ fn a_database_bwguard_cannot_reach_is_refused_unless_backed_up_elsewhere() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(manifest(&env, &id)["bitwarden"]["database"], "external");
+    assert_eq!(env.manifest(&id)["bitwarden"]["database"], "external");
     // A Docker volume, and no Docker daemon to name it: nothing is taken.
     env.set_config(
         config.replace("database_docker_volume: false", "database_docker_volume: true").as_bytes(),
@@ -301,7 +297,7 @@ fn a_database_bwguard_cannot_reach_is_refused_unless_backed_up_elsewhere() {
     assert_eq!(env.snapshot_ids(), std::slice::from_ref(&id));
     let r = no_daemon(&["backup", "--db-backed-up-elsewhere", "--json"]);
     let only_settings = r.ok().json()["id"].as_str().unwrap().to_string();
-    let m = manifest(&env, &only_settings);
+    let m = env.manifest(&only_settings);
     assert_eq!(m["bitwarden"]["database"], "docker-volume");
     assert!(m["parts"].as_array().unwrap().iter().all(|p| p["path"] != "docker-volume/mssql_data"));
 }
@@ -331,9 +327,9 @@ fn rollback_without_an_id_restores_the_newest_whole_cold_backup_not_the_state_a_
         (9..good.len()).map(|k| &good[..k]).find(|p| ids.iter().filter(|i| i.starts_with(p)).count() == 1);
     if let Some(prefix) = unique {
         env.run(&["unpin", prefix]).ok();
-        assert_eq!(manifest(&env, &good)["pinned"], false);
+        assert_eq!(env.manifest(&good)["pinned"], false);
         env.run(&["pin", prefix]).ok();
-        assert_eq!(manifest(&env, &good)["pinned"], true);
+        assert_eq!(env.manifest(&good)["pinned"], true);
     }
 }
 
@@ -344,7 +340,7 @@ fn a_rollback_says_what_a_snapshot_is_and_a_declined_one_exits_1() {
     let r = env.run(&["rollback", &id, "--only", "config", "--dry-run"]);
     r.ok().says("restoring config.yml only: 1 entry,");
     let path = env.snap_dir(&id).join("manifest.json");
-    let mut m = manifest(&env, &id);
+    let mut m = env.manifest(&id);
     m["consistency"] = "live".into();
     fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
     env.run(&["rollback", &id, "--dry-run"]).ok().says("is a live copy");
@@ -398,7 +394,7 @@ fn status_and_list_say_what_pinned_snapshots_hold_and_how_to_release_them() {
     let env = TestEnv::new();
     env.backup();
     let pinned = env.run(&["enable-scim", "--json"]).ok().json()["snapshot"].as_str().unwrap().to_string();
-    let size = manifest(&env, &pinned)["archive"]["size"].as_u64().unwrap();
+    let size = env.manifest(&pinned)["archive"]["size"].as_u64().unwrap();
     let doc = env.run(&["status", "--json"]).ok().json();
     assert_eq!((doc["pinned"]["count"].as_u64(), doc["pinned"]["bytes"].as_u64()), (Some(1), Some(size)));
     env.run(&["status"]).ok().stdout_has("pinned       1 snapshot").stdout_has("`bwguard unpin ID` releases");

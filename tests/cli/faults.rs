@@ -88,12 +88,7 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let ok = Command::new("umount").arg(&self.dir).status().is_ok_and(|s| s.success());
-        if !ok {
-            // Never panic here: this may run while unwinding.
-            let lazy = Command::new("umount").arg("-l").arg(&self.dir).status();
-            eprintln!("umount {} failed; lazy unmount: {lazy:?}", self.dir.display());
-        }
+        crate::support::unmount(&self.dir);
     }
 }
 

@@ -147,12 +147,7 @@ impl Mount {
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        let ok = Command::new("umount").arg(&self.dir).status().is_ok_and(|s| s.success());
-        if !ok {
-            // Never panic here: this may run while unwinding.
-            let lazy = Command::new("umount").arg("-l").arg(&self.dir).status();
-            eprintln!("umount {} failed; lazy unmount: {lazy:?}", self.dir.display());
-        }
+        crate::support::unmount(&self.dir);
     }
 }
 
@@ -186,11 +181,6 @@ fn remove_store(env: &TestEnv) {
     }
 }
 
-/// The manifest of snapshot `id`.
-fn manifest(env: &TestEnv, id: &str) -> serde_json::Value {
-    serde_json::from_slice(&fs::read(env.snap_dir(id).join("manifest.json")).unwrap()).unwrap()
-}
-
 /// backup -v, verify --deep and a rollback that brings back every byte,
 /// mode and time; asserts the read-back path where `readback` is given.
 fn round_trip(env: &TestEnv, readback: Option<&str>, label: &str) {
@@ -199,7 +189,7 @@ fn round_trip(env: &TestEnv, readback: Option<&str>, label: &str) {
     r.ok();
     let id = r.stdout.trim().to_string();
     assert!(env.snap_dir(&id).join("manifest.json").is_file(), "{label}: backup printed {id:?}");
-    let recorded = manifest(env, &id)["readback"].as_str().map(str::to_string);
+    let recorded = env.manifest(&id)["readback"].as_str().map(str::to_string);
     if let Some(want) = readback {
         assert_eq!(recorded.as_deref(), Some(want), "{label}: the read-back path");
         r.stderr_has(match want {

@@ -126,11 +126,6 @@ fn backup_prune_applies_the_given_policy_after_a_verified_backup() {
     assert_eq!(env.snapshot_ids().len(), 3);
 }
 
-/// The manifest of snapshot `id`, as JSON.
-fn manifest(env: &TestEnv, id: &str) -> serde_json::Value {
-    serde_json::from_slice(&fs::read(env.snap_dir(id).join("manifest.json")).unwrap()).unwrap()
-}
-
 #[test]
 fn prune_compresses_a_rollbacks_safety_snapshot_which_still_rolls_back_byte_for_byte() {
     let env = TestEnv::new();
@@ -141,7 +136,7 @@ fn prune_compresses_a_rollbacks_safety_snapshot_which_still_rolls_back_byte_for_
     let replaced = env.tree();
     env.run(&["rollback", &id, "--yes"]).ok();
     let safety = env.snapshot_ids()[0].clone();
-    let m = manifest(&env, &safety);
+    let m = env.manifest(&safety);
     assert!(m["reason"].as_str().unwrap().starts_with("before rollback"), "{m}");
     assert_eq!(m["compression"]["level"], 0, "stored uncompressed during the outage");
     let before = m["archive"]["size"].as_u64().unwrap();
@@ -157,7 +152,7 @@ fn prune_compresses_a_rollbacks_safety_snapshot_which_still_rolls_back_byte_for_
     assert_eq!(doc["compressed"][0]["id"], safety.as_str(), "{doc}");
     assert_eq!(doc["compressed"][0]["archive_size_before"], before);
     let after = doc["compressed"][0]["archive_size_after"].as_u64().unwrap();
-    let m = manifest(&env, &safety);
+    let m = env.manifest(&safety);
     assert_eq!(m["archive"]["size"], after);
     assert!(after * 4 < before, "{after} of {before} bytes");
     assert!(m["compression"]["level"].as_u64().unwrap() > 0);

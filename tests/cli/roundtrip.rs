@@ -147,8 +147,7 @@ fn snapshot_files_are_private_whatever_the_umask() {
 fn manifest_has_the_keys_scripts_rely_on() {
     let env = TestEnv::new();
     let id = env.backup();
-    let m: serde_json::Value =
-        serde_json::from_slice(&fs::read(env.snap_dir(&id).join("manifest.json")).unwrap()).unwrap();
+    let m = env.manifest(&id);
     for key in [
         "format",
         "id",
@@ -466,8 +465,7 @@ fn times_before_1970_are_kept_and_gnu_tar_reads_them() {
     assert_eq!((mtime(&file), mtime(&dir)), (-147_009_600, -1), "precondition");
     let tree = env.tree();
     let id = env.backup();
-    let m: serde_json::Value =
-        serde_json::from_slice(&fs::read(env.snap_dir(&id).join("manifest.json")).unwrap()).unwrap();
+    let m = env.manifest(&id);
     let recorded = |path: &str| {
         m["entries"].as_array().unwrap().iter().find(|e| e["path"] == path).unwrap()["mtime"].as_i64()
     };

@@ -412,6 +412,11 @@ impl TestEnv {
         self.store.join(id)
     }
 
+    /// A snapshot's manifest, as JSON.
+    pub fn manifest(&self, id: &str) -> serde_json::Value {
+        serde_json::from_slice(&fs::read(self.snap_dir(id).join("manifest.json")).unwrap()).unwrap()
+    }
+
     /// Every entry of the install: type, content digest or link target,
     /// mode and mtime (directory mtimes only where `dir_mtimes`).
     pub fn tree(&self) -> BTreeMap<String, String> {
@@ -494,5 +499,15 @@ pub fn c_shim(dir: &Path, name: &str, source: &str) -> Result<PathBuf, String> {
         Ok(o) if o.status.success() => Ok(lib),
         Ok(o) => Err(format!("cc {name}.c: {}", String::from_utf8_lossy(&o.stderr))),
         Err(e) => Err(format!("cannot run cc: {e}")),
+    }
+}
+
+/// Unmounts `dir`, lazily if it is busy; never panics (it runs in `Drop`,
+/// also while unwinding).
+pub fn unmount(dir: &Path) {
+    let ok = Command::new("umount").arg(dir).status().is_ok_and(|s| s.success());
+    if !ok {
+        let lazy = Command::new("umount").arg("-l").arg(dir).status();
+        eprintln!("umount {} failed; lazy unmount: {lazy:?}", dir.display());
     }
 }
