@@ -80,6 +80,9 @@ kinds! {
         Immutable = "immutable",
         /// The snapshot was taken of a data directory with another name.
         OtherDataDir = "other-data-dir",
+        /// The snapshot is of another Bitwarden installation (another
+        /// installation id) and `--other-installation` was not given.
+        OtherInstallation = "other-installation",
         /// The store's rollback journal belongs to another install.
         OtherInstall = "other-install",
         /// Rollback staging directories that no journal accounts for.

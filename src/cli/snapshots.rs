@@ -145,6 +145,9 @@ pub struct RollbackArgs {
     /// With --only data: stop only the database container for the restore while the rest of Bitwarden runs, and start it again
     #[arg(long, conflicts_with = "helm_values")]
     pub pause_db: bool,
+    /// Restore a snapshot of another Bitwarden installation (another installation id) here: a new host for the same vault
+    #[arg(long)]
+    pub other_installation: bool,
     #[command(flatten)]
     pub trust: TrustArgs,
 }

@@ -79,8 +79,10 @@ impl Run for BackupArgs {
             };
             match policy {
                 Some(p) => {
-                    let pruned = prune::prune_store(&mut ctx.out, store, &p, false, ctx.now, ctx.progress)
-                        .map_err(after)?;
+                    let here = m.bitwarden.installation_id.as_deref();
+                    let pruned =
+                        prune::prune_store(&mut ctx.out, store, &p, false, ctx.now, ctx.progress, here)
+                            .map_err(after)?;
                     ctx.out.show(&pruned);
                     report.prune = Some(pruned);
                 }

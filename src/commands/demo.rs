@@ -141,6 +141,7 @@ fn steps(ctx: &mut Ctx, install: &Path) -> Result<String> {
             remote: None,
             identity: None,
             pause_db: false,
+            other_installation: false,
             trust: Default::default(),
         }),
         ctx,

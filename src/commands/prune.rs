@@ -53,6 +53,7 @@ impl Run for PruneArgs {
                 self.dry_run,
                 ctx.now,
                 ctx.progress,
+                crate::install::facts::read_info(&install).installation_id.as_deref(),
             )?,
         };
         ctx.out.show(&report);

@@ -69,7 +69,7 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
         _ => match args.id.as_deref() {
             Some(id) => store.expand(id)?,
             None => {
-                let id = store.rollback_target()?;
+                let id = store.rollback_target(facts::read_info(&install).installation_id.as_deref())?;
                 ctx.out.info(format!(
                     "No id given: restoring {id}, the newest cold backup of the whole install that a rollback did \
                      not take"
@@ -100,7 +100,14 @@ fn rollback(args: &RollbackArgs, ctx: &mut Ctx) -> Result<RollbackReport> {
     {
         install.volume = Some(volume::find(&install)?);
     }
-    let plan = rollback::plan(&install, &store, &id, selection, args.helm_values.is_some())?;
+    let plan = rollback::plan(
+        &install,
+        &store,
+        &id,
+        selection,
+        args.helm_values.is_some(),
+        args.other_installation,
+    )?;
     ctx.out.info(plan.describe());
     ctx.out.detail(format!("parts: {}", plan.parts().join(", ")));
     for said in plan.cautions() {

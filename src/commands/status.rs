@@ -154,11 +154,12 @@ fn newest_good(
     max: u64,
     ctx: &mut Ctx,
 ) -> Result<(Option<Newest>, MaxAge)> {
+    let here = facts::read_info(install);
     let verdict =
         |ok: bool, message: String| MaxAge { ok, max_age_seconds: max, counts: COUNTS.into(), message };
     for l in store.list()? {
         let Ok(m) = &l.manifest else { continue };
-        if !counts(m, install) {
+        if !counts(m, install) || facts::other_installation(m, &here) {
             continue;
         }
         if check_files(&store.dir(&m.id), m, false, &Progress::hidden(m.archive.size)).is_err() {

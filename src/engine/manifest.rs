@@ -126,6 +126,11 @@ pub struct BitwardenInfo {
     /// Image of each service in `bwdata/docker/docker-compose.yml`.
     #[serde(default)]
     pub images: std::collections::BTreeMap<String, String>,
+    /// Bitwarden's installation id (`globalSettings__installation__id` in
+    /// `env/global.override.env`): which install the snapshot is of
+    /// (absent in older manifests, or where the file has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installation_id: Option<String>,
 }
 
 /// Compression of the archive.

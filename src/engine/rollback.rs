@@ -21,7 +21,7 @@ use crate::engine::scope::{self, Scope};
 use crate::engine::snapshot::{self, Request};
 use crate::engine::store::Store;
 use crate::engine::verify::check_files;
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Exit, Refusal, Result};
 use crate::install::facts;
 use crate::install::{Install, VOLUME_PART, preflight};
 use crate::report::human::human_size;
@@ -152,8 +152,22 @@ pub fn plan(
     id: &str,
     selection: Selection,
     files_only: bool,
+    other_installation: bool,
 ) -> Result<Plan> {
     let manifest = store.open(id)?;
+    let running = facts::read_info(install);
+    if facts::other_installation(&manifest, &running) && !other_installation {
+        return Err(Error::refused(
+            Refusal::OtherInstallation,
+            format!(
+                "snapshot {id} is of Bitwarden installation {}, and this install is installation {}",
+                manifest.bitwarden.installation_id.as_deref().unwrap_or_default(),
+                running.installation_id.as_deref().unwrap_or_default()
+            ),
+            "a store shared by two installs holds both; name one of this install's snapshots (`bwguard list`), \
+             or, to put that vault on this host on purpose (a new host), add --other-installation",
+        ));
+    }
     let units = restore::select_units(install, &manifest, selection)?;
     let mut entries = 0;
     let (mut content_size, mut staged_bytes) = (0u64, 0u64);
@@ -163,7 +177,6 @@ pub fn plan(
         staged_bytes = staged_bytes.saturating_add(room::on_disk(e.size));
     }
     let restores_data = units.iter().any(|u| u.rel == install.rel("mssql") || u.rel == VOLUME_PART);
-    let running = facts::read_info(install);
     let version_change = facts::version_change(
         manifest.bitwarden.core_version.as_deref(),
         running.core_version.as_deref(),
@@ -329,7 +342,7 @@ pub fn rollback_locked(
     progress: bool,
     out: &mut Output,
 ) -> Result<(Plan, Done)> {
-    let mut plan = plan(install, store, id, Selection::All, false)?;
+    let mut plan = plan(install, store, id, Selection::All, false, false)?;
     // The caller starts Bitwarden next: the admin is not told to.
     plan.version_change = facts::version_change(
         plan.manifest.bitwarden.core_version.as_deref(),

@@ -233,7 +233,7 @@ impl Store {
     /// holds the whole install (not the parts a rollback replaced), cold,
     /// and not taken by a rollback. After a rollback, the newest snapshot is
     /// the state it left; restoring that would undo the rollback.
-    pub fn rollback_target(&self) -> Result<String> {
+    pub fn rollback_target(&self, installation: Option<&str>) -> Result<String> {
         let listed = self.list()?;
         if listed.is_empty() {
             return Err(Error::NoSnapshots(self.root.clone()));
@@ -245,6 +245,7 @@ impl Store {
                     m.consistency == "cold"
                         && matches!(m.scope.as_str(), "default" | "with-attachments" | "full")
                         && !m.reason.starts_with("before rollback")
+                        && !matches!((&m.bitwarden.installation_id, installation), (Some(a), Some(b)) if a != b)
                 })
             })
             .map(|l| l.id)

@@ -216,7 +216,24 @@ pub fn read_info(install: &Install) -> BitwardenInfo {
         images: compose_images(
             &read_text(&install.data.join("docker/docker-compose.yml")).unwrap_or_default(),
         ),
+        installation_id: env.as_deref().and_then(installation_id),
     }
+}
+
+/// `globalSettings__installation__id` of a `global.override.env`: the id
+/// Bitwarden's installer wrote, stable for the install's life.
+pub fn installation_id(global_override_env: &str) -> Option<String> {
+    global_override_env
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("globalSettings__installation__id="))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Whether snapshot `m` is of another Bitwarden installation than the one
+/// whose facts are `here`: both name an installation id, and they differ.
+pub fn other_installation(m: &crate::engine::manifest::Manifest, here: &BitwardenInfo) -> bool {
+    matches!((&m.bitwarden.installation_id, &here.installation_id), (Some(a), Some(b)) if a != b)
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ fn bitwarden() -> BitwardenInfo {
         enable_scim: Some(false),
         database: s("built-in"),
         images: BTreeMap::from([(s("mssql"), s("ghcr.io/bitwarden/mssql:2026.8.0"))]),
+        installation_id: Some(s("6f1e0c2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b")),
     }
 }
 

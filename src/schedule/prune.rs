@@ -23,6 +23,7 @@ pub fn prune_store(
     dry_run: bool,
     now: DateTime<Utc>,
     progress: bool,
+    installation: Option<&str>,
 ) -> Result<PruneReport> {
     if policy.is_empty() {
         return Ok(empty(policy, dry_run));
@@ -30,6 +31,11 @@ pub fn prune_store(
     let mut candidates = Vec::new();
     for l in store.list()? {
         match &l.manifest {
+            // Another install's snapshots in a shared store are its own
+            // to prune: neither counted nor removed here.
+            Ok(m) if matches!((&m.bitwarden.installation_id, installation), (Some(a), Some(b)) if a != b) => {
+                out.warn(format!("{}: another Bitwarden installation's snapshot; left alone", m.id));
+            }
             Ok(m) => match DateTime::parse_from_rfc3339(&m.created) {
                 Ok(t) => candidates.push(Candidate {
                     id: m.id.clone(),

@@ -483,3 +483,56 @@ fn times_before_1970_are_kept_and_gnu_tar_reads_them() {
     assert_eq!((mtime(&file), mtime(&dir)), (-147_009_600, -1));
     env.run(&["verify", "--deep", &id]).ok();
 }
+
+#[test]
+fn a_store_shared_by_two_installs_keeps_each_to_its_own_snapshots() {
+    use bwguard::sample::SampleOptions;
+    // Two installs (two Bitwarden installation ids) and one store.
+    let a = TestEnv::new();
+    let b = TestEnv::with(&SampleOptions {
+        vault_kib: Some(768),
+        backups: 2,
+        small_system_dbs: true,
+        seed: 2,
+        ..Default::default()
+    });
+    let b = TestEnv { store: a.store.clone(), ..b };
+    let a1 = a.backup();
+    let b1 = b.backup();
+    assert_ne!(
+        a.manifest(&a1)["bitwarden"]["installation_id"],
+        b.manifest(&b1)["bitwarden"]["installation_id"],
+        "precondition: two installation ids"
+    );
+
+    // A rollback without an id takes A's own snapshot, not B's newer one.
+    let r = a.run(&["rollback", "--dry-run", "--json"]);
+    r.ok();
+    assert_eq!(r.json()["id"], a1.as_str());
+
+    // B's snapshot named in A is refused, nothing changed.
+    let (tree, store) = (a.tree(), a.store_tree());
+    let e = a.run(&["rollback", &b1, "--yes", "--json"]).error(5, "other-installation");
+    assert!(e.message.contains(&b1), "{}", e.message);
+    assert!(e.hint.unwrap_or_default().contains("--other-installation"));
+    assert_same_tree(&tree, &a.tree());
+    assert_eq!(store, a.store_tree());
+    a.run(&["rollback", &b1, "--other-installation", "--dry-run"]).ok();
+
+    // A's prune counts and removes only A's snapshots.
+    let a2 = a.backup();
+    let r = a.run(&["prune", "--keep-last", "1", "--json"]);
+    r.ok().says("another Bitwarden installation's snapshot; left alone");
+    let removed: Vec<String> = r.json()["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(removed, vec![a1.clone()]);
+    let mut left = a.snapshot_ids();
+    left.sort();
+    let mut want = vec![a2, b1];
+    want.sort();
+    assert_eq!(left, want);
+}
