@@ -43,6 +43,7 @@ impl Run for StatusArgs {
             Err(e) => Some(e.to_string()),
         };
         let info = facts::read_info(&install);
+        let installation = info.installation_id.clone();
         let config = files::read_small(&install.config_path(), files::SMALL_CAP)
             .map_err(|e| e.to_string())
             .and_then(|b| Config::parse(&b).map_err(|e| e.to_string()));
@@ -118,7 +119,7 @@ impl Run for StatusArgs {
             max_age: None,
         };
         if let Some(max) = self.max_age {
-            let (good, check) = newest_good(&install, &store, max, ctx)?;
+            let (good, check) = newest_good(&install, installation.as_deref(), &store, max, ctx)?;
             report.newest_good = good;
             report.max_age = Some(check);
         }
@@ -150,16 +151,16 @@ const FUTURE_SLACK: i64 = 300;
 /// old. The monitoring check for scheduled backups.
 fn newest_good(
     install: &Install,
+    installation: Option<&str>,
     store: &Store,
     max: u64,
     ctx: &mut Ctx,
 ) -> Result<(Option<Newest>, MaxAge)> {
-    let here = facts::read_info(install);
     let verdict =
         |ok: bool, message: String| MaxAge { ok, max_age_seconds: max, counts: COUNTS.into(), message };
     for l in store.list()? {
         let Ok(m) = &l.manifest else { continue };
-        if !counts(m, install) || facts::other_installation(m, &here) {
+        if !counts(m, install) || m.of_other_installation(installation) {
             continue;
         }
         if check_files(&store.dir(&m.id), m, false, &Progress::hidden(m.archive.size)).is_err() {

@@ -33,39 +33,26 @@ fn verify_local(args: &VerifyArgs, ctx: &mut Ctx) -> Result<VerifyReport> {
     let mode = if args.deep { "deep" } else { "checksums" };
     let report = VerifyReport { remote: None, mode: mode.into(), snapshots: Vec::new() };
     check_each(ctx, report, &ids, |ctx, id| {
-        let checked = store.open(id).and_then(|m| {
-            let total = if args.deep { m.content_size() } else { m.archive.size };
-            let progress = Progress::new(&format!("verify {id}"), total, ctx.progress);
-            check_files(&store.dir(id), &m, args.deep, &progress)
-        });
-        checked.map(|()| None).map_err(|e| gone_or(&store, id, e))
+        let m = store.open(id)?;
+        let total = if args.deep { m.content_size() } else { m.archive.size };
+        let progress = Progress::new(&format!("verify {id}"), total, ctx.progress);
+        check_files(&store.dir(id), &m, args.deep, &progress)
+            .map(|()| None)
+            .map_err(|e| gone_or(&store, id, e))
     })
 }
 
-/// A snapshot that failed its check because a prune or forget deleted it
-/// meanwhile (they remove the manifest first, then the directory) is gone,
-/// not damaged: exit 2, not 3.
+/// A snapshot whose manifest was read and is gone now was deleted while it
+/// was checked (a prune or forget, which take the lock verify does not;
+/// they remove the manifest first): gone, exit 2, not damaged, exit 3.
 fn gone_or(store: &crate::engine::store::Store, id: &str, e: Error) -> Error {
-    let manifest = store.dir(id).join(crate::engine::manifest::MANIFEST);
+    let deleted = !store.dir(id).join(crate::engine::manifest::MANIFEST).exists();
     match e {
-        Error::Integrity { .. } | Error::Io { .. } if !manifest.exists() && was_being_deleted(store, id) => {
+        Error::Integrity { .. } | Error::Io { .. } if deleted => {
             Error::SnapshotGone { id: id.to_string(), store: store.root.clone() }
         }
         e => e,
     }
-}
-
-/// Whether the directory of `id` goes away within a moment (a deletion in
-/// progress), or already has: an incomplete snapshot that stays is one a
-/// killed run left, and is reported as such.
-fn was_being_deleted(store: &crate::engine::store::Store, id: &str) -> bool {
-    for _ in 0..20 {
-        if !store.dir(id).exists() {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    false
 }
 
 /// `verify --remote NAME`: the copy's signature by a trusted key, then

@@ -201,6 +201,12 @@ pub struct Entry {
 }
 
 impl Manifest {
+    /// Whether this snapshot is of another Bitwarden installation than
+    /// `installation`: both name an installation id, and they differ.
+    pub fn of_other_installation(&self, installation: Option<&str>) -> bool {
+        matches!((self.bitwarden.installation_id.as_deref(), installation), (Some(a), Some(b)) if a != b)
+    }
+
     /// Total bytes of file content.
     pub fn content_size(&self) -> u64 {
         self.entries.iter().fold(0u64, |acc, e| acc.saturating_add(e.size))

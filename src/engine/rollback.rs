@@ -156,7 +156,7 @@ pub fn plan(
 ) -> Result<Plan> {
     let manifest = store.open(id)?;
     let running = facts::read_info(install);
-    if facts::other_installation(&manifest, &running) && !other_installation {
+    if manifest.of_other_installation(running.installation_id.as_deref()) && !other_installation {
         return Err(Error::refused(
             Refusal::OtherInstallation,
             format!(

@@ -245,7 +245,7 @@ impl Store {
                     m.consistency == "cold"
                         && matches!(m.scope.as_str(), "default" | "with-attachments" | "full")
                         && !m.reason.starts_with("before rollback")
-                        && !matches!((&m.bitwarden.installation_id, installation), (Some(a), Some(b)) if a != b)
+                        && !m.of_other_installation(installation)
                 })
             })
             .map(|l| l.id)

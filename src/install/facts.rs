@@ -230,12 +230,6 @@ pub fn installation_id(global_override_env: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Whether snapshot `m` is of another Bitwarden installation than the one
-/// whose facts are `here`: both name an installation id, and they differ.
-pub fn other_installation(m: &crate::engine::manifest::Manifest, here: &BitwardenInfo) -> bool {
-    matches!((&m.bitwarden.installation_id, &here.installation_id), (Some(a), Some(b)) if a != b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,7 +33,7 @@ pub fn prune_store(
         match &l.manifest {
             // Another install's snapshots in a shared store are its own
             // to prune: neither counted nor removed here.
-            Ok(m) if matches!((&m.bitwarden.installation_id, installation), (Some(a), Some(b)) if a != b) => {
+            Ok(m) if m.of_other_installation(installation) => {
                 out.warn(format!("{}: another Bitwarden installation's snapshot; left alone", m.id));
             }
             Ok(m) => match DateTime::parse_from_rfc3339(&m.created) {

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::support::{Bwguard, TestEnv};
+use crate::support::{Bwguard, TestEnv, ids_of};
 
 const SHIFT_SHIM: &str = r#"
 #define _GNU_SOURCE
@@ -71,10 +71,6 @@ impl Clock {
 
 const DAY: i64 = 86_400;
 
-fn ids(doc: &serde_json::Value, key: &str) -> Vec<String> {
-    doc[key].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_string()).collect()
-}
-
 #[test]
 fn after_the_clock_steps_back_the_snapshot_just_taken_is_the_newest_and_is_kept() {
     let Some(clock) = Clock::new() else { return };
@@ -87,8 +83,8 @@ fn after_the_clock_steps_back_the_snapshot_just_taken_is_the_newest_and_is_kept(
     let doc = r.json();
     let just = doc["id"].as_str().unwrap().to_string();
     assert!(just < before, "precondition: the shifted id {just} sorts before {before}");
-    assert_eq!(ids(&doc["prune"], "kept"), vec![just.clone()], "the snapshot just taken is kept\n{doc}");
-    assert_eq!(ids(&doc["prune"], "removed"), vec![before.clone()], "{doc}");
+    assert_eq!(ids_of(&doc["prune"], "kept"), vec![just.clone()], "the snapshot just taken is kept\n{doc}");
+    assert_eq!(ids_of(&doc["prune"], "removed"), vec![before.clone()], "{doc}");
     assert_eq!(env.snapshot_ids(), vec![just.clone()]);
 
     // Another one at the real time: it follows the shifted one, and

@@ -4,7 +4,7 @@
 
 use std::fs;
 
-use crate::support::TestEnv;
+use crate::support::{TestEnv, ids_of};
 
 /// Takes `n` backups and dates them one day apart, newest now; returns the
 /// ids newest first.
@@ -19,10 +19,6 @@ fn dated_backups(env: &TestEnv, n: usize) -> Vec<String> {
         fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
     }
     ids
-}
-
-fn ids_of(doc: &serde_json::Value, key: &str) -> Vec<String> {
-    doc[key].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_string()).collect()
 }
 
 #[test]

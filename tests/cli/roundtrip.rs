@@ -523,16 +523,32 @@ fn a_store_shared_by_two_installs_keeps_each_to_its_own_snapshots() {
     let a2 = a.backup();
     let r = a.run(&["prune", "--keep-last", "1", "--json"]);
     r.ok().says("another Bitwarden installation's snapshot; left alone");
-    let removed: Vec<String> = r.json()["removed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["id"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(removed, vec![a1.clone()]);
+    assert_eq!(crate::support::ids_of(&r.json(), "removed"), vec![a1.clone()]);
     let mut left = a.snapshot_ids();
     left.sort();
     let mut want = vec![a2, b1];
     want.sort();
     assert_eq!(left, want);
+}
+
+#[test]
+fn max_age_counts_only_this_installations_backups() {
+    // Bitwarden installed again at the same path, with a new installation
+    // id: the old installation's backup does not cover the new one.
+    let env = TestEnv::new();
+    env.backup();
+    env.run(&["status", "--max-age", "1d", "-q"]).ok();
+    let path = env.bwdata().join("env/global.override.env");
+    let text = fs::read_to_string(&path).unwrap();
+    let old = text.lines().find(|l| l.starts_with("globalSettings__installation__id=")).unwrap();
+    fs::write(
+        &path,
+        text.replace(old, "globalSettings__installation__id=00000000-0000-4000-8000-000000000001"),
+    )
+    .unwrap();
+    let r = env.run(&["status", "--max-age", "1d", "-q"]);
+    r.code(1);
+    assert!(r.stdout.starts_with("STALE"), "{}", r.stdout);
+    env.backup();
+    env.run(&["status", "--max-age", "1d", "-q"]).ok();
 }

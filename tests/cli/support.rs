@@ -511,3 +511,8 @@ pub fn unmount(dir: &Path) {
         eprintln!("umount {} failed; lazy unmount: {lazy:?}", dir.display());
     }
 }
+
+/// The `id` of each object in the array `key` of a JSON document.
+pub fn ids_of(doc: &serde_json::Value, key: &str) -> Vec<String> {
+    doc[key].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_string()).collect()
+}
